@@ -1,0 +1,309 @@
+"""Typed configuration: one dataclass schema per Hydra group.
+
+Every entry point (``fedcurate simulate``, ``flwr run``, tuning, tests) turns Hydra
+overrides into a :class:`Config` through :func:`compose_config` or
+:func:`to_config`; library code receives these plain dataclasses, never Hydra
+objects. Each schema is registered in Hydra's ConfigStore, so an unknown key or a
+value of the wrong type fails before anything runs, with a message naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+#: The Hydra config tree. It sits beside the package in a source checkout (the
+#: supported install is editable) and can be pointed elsewhere with FEDCURATE_CONF.
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A configuration value or override is invalid; the message names it."""
+
+
+@dataclass
+class DatasetConfig:
+    """Which data, and how it is split before partitioning.
+
+    ``test_fraction`` is held out for the server's central evaluation,
+    ``validation_fraction`` for the curator; neither reaches any owner. Each owner
+    keeps ``owner_test_fraction`` of its share for federated evaluation.
+    """
+
+    name: str = "digits"
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    owner_test_fraction: float = 0.2
+    # FedProx Synthetic(alpha, beta); ``iid`` selects its IID variant.
+    alpha: float = 1.0
+    beta: float = 1.0
+    iid: bool = False
+    num_features: int = 60
+    num_classes: int = 10
+    # Site data (``name=site``): a CSV or NPZ file, see fedcurate.data.sites.
+    path: str | None = None
+    label_column: str = "label"
+
+
+@dataclass
+class PartitionConfig:
+    """How the owners' pool is divided among ``num_clients`` data owners."""
+
+    name: str = "dirichlet"
+    alpha: float = 0.5
+    classes_per_owner: int = 2
+    min_examples: int = 10
+
+
+@dataclass
+class ModelConfig:
+    """Model architecture; input and output sizes come from the dataset."""
+
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [64])
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    norm_groups: int = 4
+
+
+@dataclass
+class StrategyConfig:
+    """A Flower strategy from ``flwr.serverapp.strategy`` and its server-side knobs."""
+
+    name: str = "fedavg"
+    proximal_mu: float = 0.0
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
+    beta_1: float = 0.9
+    beta_2: float = 0.99
+    tau: float = 1e-3
+    trim_beta: float = 0.2
+    num_malicious: int = 0
+    num_to_select: int = 1
+
+
+@dataclass
+class PrivacyConfig:
+    """Differential privacy at the data owners (``none`` until DP is enabled)."""
+
+    name: str = "none"
+
+
+@dataclass
+class CryptoConfig:
+    """Encryption of updates (``none`` sends plaintext updates)."""
+
+    name: str = "none"
+
+
+@dataclass
+class CuratorConfig:
+    """Contribution valuation and participant selection (``none`` = off)."""
+
+    name: str = "none"
+
+
+@dataclass
+class CorruptionConfig:
+    """Simulated low-quality or malicious owners, recorded as ground truth.
+
+    ``kind`` is one of :data:`fedcurate.data.corruption.CORRUPTION_KINDS`. The
+    affected owners are ``owners`` when given, otherwise a seeded
+    ``round(fraction * num_clients)`` of them.
+    """
+
+    kind: str = "none"
+    fraction: float = 0.2
+    owners: list[int] | None = None
+    rate: float = 0.5
+    scale: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Local training at each data owner."""
+
+    local_epochs: int = 2
+    batch_size: int = 32
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Config:
+    """A whole experiment."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    crypto: CryptoConfig = field(default_factory=CryptoConfig)
+    curator: CuratorConfig = field(default_factory=CuratorConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    num_clients: int = 10
+    num_rounds: int = 20
+    fraction_train: float = 1.0
+    fraction_evaluate: float = 1.0
+    evaluate_every: int = 1
+    min_train_replies: int = 1
+    round_retries: int = 2
+    round_timeout: float = 600.0
+    seed: int = 0
+    backend: str = "inprocess"
+    workers: int = 1
+    resume: str | None = None
+
+
+SCHEMA_NAME = "fedcurate_schema"
+
+
+def register_schemas() -> None:
+    """Register the schema that ``conf/config.yaml`` composes first.
+
+    Every group option then merges into a typed node, so Hydra itself rejects an
+    unknown key or a wrong type in a YAML file or an override.
+    """
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=Config)
+
+
+def conf_dir() -> Path:
+    """Directory of the Hydra config tree."""
+    import os
+
+    return Path(os.environ.get("FEDCURATE_CONF", CONF_DIR))
+
+
+def parse_overrides(overrides: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Split an override string the way a shell would (lists pass through)."""
+    if isinstance(overrides, str):
+        return shlex.split(overrides)
+    return list(overrides)
+
+
+def compose_config(overrides: str | list[str] | tuple[str, ...] = ()) -> Config:
+    """Compose ``conf/`` with Hydra overrides into a validated :class:`Config`.
+
+    Parameters
+    ----------
+    overrides : str or list of str
+        Hydra overrides such as ``["num_rounds=5", "strategy=fedprox"]`` or the
+        same as one shell-quoted string.
+
+    Raises
+    ------
+    ConfigError
+        Unknown group option, unknown key, wrong type or an out-of-range value.
+    """
+    register_schemas()
+    override_list = [o for o in parse_overrides(overrides) if not o.startswith("hydra.")]
+    try:
+        with _fresh_global_hydra(), initialize_config_dir(
+            config_dir=str(conf_dir()), version_base="1.3"
+        ):
+            cfg = compose(config_name="config", overrides=override_list)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"invalid configuration: {error}") from error
+    return to_config(cfg)
+
+
+@contextlib.contextmanager
+def _fresh_global_hydra() -> Iterator[None]:
+    """Compose even inside a running Hydra application, then restore its state."""
+    global_hydra = GlobalHydra.instance()
+    running = global_hydra.hydra if global_hydra.is_initialized() else None
+    global_hydra.clear()
+    try:
+        yield
+    finally:
+        global_hydra.clear()
+        if running is not None:
+            global_hydra.initialize(running)
+
+
+def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
+    """Turn a composed Hydra config into a validated :class:`Config`."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"invalid configuration: {error}") from error
+    assert isinstance(config, Config)
+    validate(config)
+    return config
+
+
+#: Keys of Flower's run_config (declared in pyproject.toml [tool.flwr.app.config]).
+RUN_CONFIG_OVERRIDES = "overrides"
+RUN_CONFIG_RUN_DIR = "run-dir"
+
+
+def config_from_run_config(run_config: dict[str, Any]) -> Config:
+    """The experiment carried by a Flower ``run_config`` (cached per override string)."""
+    overrides = str(run_config.get(RUN_CONFIG_OVERRIDES, ""))
+    if overrides not in _RUN_CONFIG_CACHE:
+        _RUN_CONFIG_CACHE[overrides] = compose_config(overrides)
+    return _RUN_CONFIG_CACHE[overrides]
+
+
+_RUN_CONFIG_CACHE: dict[str, Config] = {}
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain-data view of a config, for run outputs."""
+    container = OmegaConf.to_container(OmegaConf.structured(config))
+    assert isinstance(container, dict)
+    return {str(key): value for key, value in container.items()}
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+def validate(config: Config) -> None:
+    """Check value ranges and combinations that types alone cannot express."""
+    data = config.dataset
+    _require(config.num_clients >= 1, "num_clients", "must be at least 1")
+    _require(config.num_rounds >= 1, "num_rounds", "must be at least 1")
+    _require(0.0 < config.fraction_train <= 1.0, "fraction_train", "must be in (0, 1]")
+    _require(0.0 <= config.fraction_evaluate <= 1.0, "fraction_evaluate", "must be in [0, 1]")
+    _require(config.evaluate_every >= 1, "evaluate_every", "must be at least 1")
+    _require(config.min_train_replies >= 1, "min_train_replies", "must be at least 1")
+    _require(config.round_retries >= 0, "round_retries", "must be >= 0")
+    _require(config.round_timeout > 0, "round_timeout", "must be positive")
+    _require(config.workers >= 0, "workers", "must be >= 0 (0 = one per core)")
+    _require(config.backend in {"inprocess", "flower"}, "backend", "use inprocess or flower")
+    for key in ("test_fraction", "validation_fraction", "owner_test_fraction"):
+        value = getattr(data, key)
+        _require(0.0 <= value < 1.0, f"dataset.{key}", "must be in [0, 1)")
+    _require(
+        data.test_fraction + data.validation_fraction < 0.9,
+        "dataset.test_fraction + dataset.validation_fraction",
+        "must leave at least 10 % of the data to the owners",
+    )
+    _require(config.partition.alpha > 0, "partition.alpha", "must be positive")
+    _require(config.partition.classes_per_owner >= 1, "partition.classes_per_owner", ">= 1")
+    _require(config.partition.min_examples >= 1, "partition.min_examples", "must be >= 1")
+    train = config.train
+    _require(train.local_epochs >= 1, "train.local_epochs", "must be at least 1")
+    _require(train.batch_size >= 1, "train.batch_size", "must be at least 1")
+    _require(train.lr > 0, "train.lr", "must be positive")
+    corruption = config.corruption
+    _require(0.0 <= corruption.fraction <= 1.0, "corruption.fraction", "must be in [0, 1]")
+    _require(0.0 <= corruption.rate <= 1.0, "corruption.rate", "must be in [0, 1]")
+    if corruption.owners is not None:
+        bad = [o for o in corruption.owners if not 0 <= o < config.num_clients]
+        _require(not bad, "corruption.owners", f"{bad} outside 0..{config.num_clients - 1}")

@@ -1,0 +1,1 @@
+"""Flower ServerApp: the coordinator's round loop, validation, aggregation, checkpoints."""

@@ -1,0 +1,1 @@
+"""Entry points: local simulation backends, the ``fedcurate`` CLI, benchmarks."""

@@ -1,0 +1,137 @@
+"""In-process simulation backend: the same ServerApp and ClientApp, no engine.
+
+:class:`InProcessGrid` implements Flower's ``Grid`` by calling the ClientApp on
+each message directly, with one persistent ``Context`` per virtual node, as
+Flower's simulation engine does, but without its polling loop and actor start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from collections.abc import Iterable, Sequence
+
+from flwr.app import Context, Error, Message, RecordDict, UserConfig
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+log = logging.getLogger(__name__)
+
+SERVER_NODE_ID = 0
+
+
+class InProcessGrid(Grid):
+    """A Grid whose nodes are ClientApp calls in this process.
+
+    Parameters
+    ----------
+    client_app : ClientApp
+        The app every virtual node runs.
+    node_configs : sequence of UserConfig
+        One ``node_config`` per node (``partition-id`` / ``num-partitions`` in
+        simulation); node ids are ``1 .. len(node_configs)``.
+    run_config : UserConfig
+        The run's config, shared by every node.
+    run_id : int
+        Id of the run.
+    """
+
+    def __init__(
+        self,
+        client_app: ClientApp,
+        node_configs: Sequence[UserConfig],
+        run_config: UserConfig,
+        run_id: int = 1,
+    ) -> None:
+        self._client_app = client_app
+        self._run = Run.create_empty(run_id)
+        self._run.override_config = dict(run_config)
+        self._contexts = {
+            node_id: Context(
+                run_id=run_id,
+                node_id=node_id,
+                node_config=dict(node_config),
+                state=RecordDict(),
+                run_config=dict(run_config),
+            )
+            for node_id, node_config in enumerate(node_configs, start=1)
+        }
+        TaskIdentity.run_id = run_id
+        TaskIdentity.node_id = SERVER_NODE_ID
+        TaskIdentity.task_id = run_id
+        self._pending: dict[str, Message] = {}
+
+    def set_run(self, run: Run) -> None:
+        """Replace the run (kept for interface compatibility)."""
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        """The run this grid serves."""
+        return self._run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        """A new instruction message."""
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        """Ids of every virtual node."""
+        return list(self._contexts)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Run each message's ClientApp call and keep the reply for pulling."""
+        ids = []
+        for message in messages:
+            message_id = self._stamp(message)
+            self._pending[message_id] = self._execute(message)
+            ids.append(message_id)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Replies to the given message ids (each handed out once)."""
+        return [self._pending.pop(i) for i in message_ids if i in self._pending]
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Execute every message and return every reply (no waiting involved)."""
+        return self.pull_messages(list(self.push_messages(messages)))
+
+    def context_of(self, node_id: int) -> Context:
+        """The persistent context of a virtual node."""
+        return self._contexts[node_id]
+
+    @staticmethod
+    def _stamp(message: Message) -> str:
+        message_id = uuid.uuid4().hex
+        message.metadata.__dict__["_message_id"] = message_id
+        return message_id
+
+    def _execute(self, message: Message) -> Message:
+        node_id = message.metadata.dst_node_id
+        if node_id not in self._contexts:
+            return Message(
+                Error(ErrorCode.NODE_UNAVAILABLE, f"no node {node_id}"), reply_to=message
+            )
+        try:
+            return self._client_app(message, self._contexts[node_id])
+        except Exception as error:  # a crashing ClientApp is a failed node, not a crashed run
+            log.debug("ClientApp raised on node %s:\n%s", node_id, traceback.format_exc())
+            reason = f"{type(error).__name__}: {error}"
+            return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+
+
+def simulation_node_configs(num_nodes: int) -> list[UserConfig]:
+    """``node_config`` of each virtual node, as Flower's simulation engine sets it."""
+    return [{"partition-id": i, "num-partitions": num_nodes} for i in range(num_nodes)]

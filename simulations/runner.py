@@ -1,0 +1,73 @@
+"""Run one simulated experiment on the configured backend."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import Context, RecordDict, UserConfig
+from omegaconf import OmegaConf
+
+from clients.app import app as client_app
+from fedcurate.config import RUN_CONFIG_OVERRIDES, RUN_CONFIG_RUN_DIR, Config
+from fedcurate.reporting import RunOutputs
+from server.app import app as server_app
+from simulations.inprocess import InProcessGrid, simulation_node_configs
+
+#: The project directory (pyproject.toml, conf/), for Flower's engine.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def num_nodes(config: Config) -> int:
+    """Virtual nodes of a simulation: the owners (the curator node comes later)."""
+    return config.num_clients
+
+
+def run_config_for(overrides: list[str], run_dir: Path) -> UserConfig:
+    """Flower run_config carrying the experiment to every party."""
+    return {RUN_CONFIG_OVERRIDES: shlex.join(overrides), RUN_CONFIG_RUN_DIR: str(run_dir)}
+
+
+def run_simulation(config: Config, overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    """Run the experiment and return its ``summary.json`` content.
+
+    Parameters
+    ----------
+    config : Config
+        The composed experiment (already validated).
+    overrides : list of str
+        The overrides that produced ``config``; they travel to every party in
+        ``run_config`` and are stored in the run directory for resumption.
+    run_dir : Path
+        Output directory; an existing checkpoint there is resumed.
+    """
+    run_dir = run_dir.resolve()
+    outputs = RunOutputs(run_dir)
+    outputs.write_config(OmegaConf.to_yaml(OmegaConf.structured(config)), overrides)
+    run_config = run_config_for(overrides, run_dir)
+    quiet_flower_logs()
+    if config.backend == "flower":
+        from simulations.flower_engine import run_on_flower_engine
+
+        run_on_flower_engine(run_config, num_nodes(config), workers=config.workers)
+    else:
+        _run_inprocess(run_config, num_nodes(config))
+    return outputs.read_summary()
+
+
+def quiet_flower_logs() -> None:
+    """Keep Flower's per-round INFO lines out of the progress display."""
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+
+
+def _run_inprocess(run_config: UserConfig, nodes: int) -> None:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    grid = InProcessGrid(client_app, simulation_node_configs(nodes), run_config)
+    context = Context(
+        run_id=grid.run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
+    )
+    server_app(grid, context)
