@@ -94,23 +94,54 @@ class StrategyConfig:
 
 @dataclass
 class PrivacyConfig:
-    """Differential privacy at the data owners (``none`` until DP is enabled)."""
+    """Differential privacy.
+
+    ``dp_sgd``: sample-level DP-SGD at every owner (Opacus), each owner spending
+    at most ``epsilon`` over the run. ``central_dp``: client-level DP added by the
+    server (Flower's DP wrappers). ``none``: no DP.
+
+    ``delta`` defaults to ``min(1e-5, 1 / (10 n))`` for an owner holding ``n``
+    examples. The noise multiplier is calibrated once per owner so that training
+    in every one of ``planned_rounds`` rounds (default ``num_rounds``) stays
+    within ``epsilon``; set ``noise_multiplier`` to fix it instead.
+    """
 
     name: str = "none"
+    epsilon: float = 8.0
+    delta: float | None = None
+    noise_multiplier: float | None = None
+    max_grad_norm: float = 1.0
+    accountant: str = "rdp"
+    grad_sample_mode: str = "hooks"
+    planned_rounds: int | None = None
 
 
 @dataclass
 class CryptoConfig:
-    """Encryption of updates (``none`` sends plaintext updates)."""
+    """Encryption of updates: ``none`` or ``ckks`` (TenSEAL, key held by the curator).
+
+    ``preset`` names a CKKS parameter set of :mod:`fedcurate.crypto`; ``key_dir``
+    points at provisioned keys (``fedcurate keys init``), otherwise a simulation
+    provisions fresh keys in its run directory.
+    """
 
     name: str = "none"
+    preset: str = "auto"
+    key_dir: str | None = None
 
 
 @dataclass
 class CuratorConfig:
-    """Contribution valuation and participant selection (``none`` = off)."""
+    """Contribution valuation and participant selection (``name=none``: off).
+
+    ``name`` is the valuation method, ``utility`` what a coalition is worth
+    (validation ``accuracy`` or negative ``loss``), ``policy`` what the values
+    decide (``none``, ``weight``, ``exclude``, ``reputation``).
+    """
 
     name: str = "none"
+    utility: str = "accuracy"
+    policy: str = "none"
 
 
 @dataclass
@@ -210,8 +241,9 @@ def compose_config(overrides: str | list[str] | tuple[str, ...] = ()) -> Config:
     register_schemas()
     override_list = [o for o in parse_overrides(overrides) if not o.startswith("hydra.")]
     try:
-        with _fresh_global_hydra(), initialize_config_dir(
-            config_dir=str(conf_dir()), version_base="1.3"
+        with (
+            _fresh_global_hydra(),
+            initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"),
         ):
             cfg = compose(config_name="config", overrides=override_list)
     except (HydraException, OmegaConfBaseException) as error:

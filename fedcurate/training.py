@@ -46,9 +46,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def proximal_term(model: nn.Module, anchor: list[torch.Tensor]) -> torch.Tensor:
     """``||w - w_t||^2`` over trainable parameters (FedProx)."""
-    return sum(
-        ((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True)
-    )  # type: ignore[return-value]
+    return sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))  # type: ignore[return-value]
 
 
 def train_local(
@@ -92,7 +90,7 @@ def train_local(
             objective = loss + 0.5 * proximal_mu * proximal_term(model, anchor) if anchor else loss
             objective.backward()
             optimizer.step()
-            total_loss += float(loss) * len(batch)
+            total_loss += loss.item() * len(batch)
             correct += int((logits.argmax(1) == targets).sum())
             seen += len(batch)
             steps += 1
@@ -119,4 +117,3 @@ def evaluate(model: nn.Module, data: ArrayDataset, batch_size: int = 1024) -> Ev
         total_loss += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
         correct += int((logits.argmax(1) == targets).sum())
     return EvalResult(total_loss / len(y), correct / len(y), len(y))
-

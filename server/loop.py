@@ -111,7 +111,10 @@ class FederatedRun:
         started = time.perf_counter()
         state = self._restore()
         self.nodes = discover_nodes(
-            self.grid, self.config.num_clients, need_curator=False, timeout=self.config.round_timeout
+            self.grid,
+            self.config.num_clients,
+            need_curator=False,
+            timeout=self.config.round_timeout,
         )
         last = state
         for server_round in range(state.round + 1, self.config.num_rounds + 1):
@@ -131,7 +134,9 @@ class FederatedRun:
         if state is None:
             self.outputs.truncate_metrics(0)
             return ServerState(round=0, arrays=model_to_record(self.model))
-        self.progress.message(f"resuming after round {state.round} from {self.checkpoints.directory}")
+        self.progress.message(
+            f"resuming after round {state.round} from {self.checkpoints.directory}"
+        )
         load_strategy_state_dict(self.strategy, state.strategy)
         self.totals.load_state_dict(state.components["totals"])
         self.outputs.truncate_metrics(state.round)
@@ -185,7 +190,9 @@ class FederatedRun:
             f"failed: {phase.failed}; rejected: {phase.rejected}"
         )
 
-    def _ask_to_train(self, server_round: int, arrays: ArrayRecord, sampled: list[str]) -> TrainPhase:
+    def _ask_to_train(
+        self, server_round: int, arrays: ArrayRecord, sampled: list[str]
+    ) -> TrainPhase:
         phase = TrainPhase(sampled=sampled)
         view = SubsetGrid(self.grid, [self.nodes.owners[name] for name in sampled])
         messages = list(self.strategy.configure_train(server_round, arrays, ConfigRecord(), view))
@@ -236,13 +243,19 @@ class FederatedRun:
         result = evaluate(self.model, self.federation.test)
         return {"loss": result.loss, "accuracy": result.accuracy}
 
-    def _federated_evaluation(self, server_round: int, arrays: ArrayRecord) -> dict[str, Any] | None:
-        due = server_round % self.config.evaluate_every == 0 or server_round == self.config.num_rounds
+    def _federated_evaluation(
+        self, server_round: int, arrays: ArrayRecord
+    ) -> dict[str, Any] | None:
+        due = (
+            server_round % self.config.evaluate_every == 0 or server_round == self.config.num_rounds
+        )
         if self.config.fraction_evaluate == 0.0 or not due:
             return None
         sampled = self._sample_owners(server_round, self.config.fraction_evaluate, "sample-eval")
         view = SubsetGrid(self.grid, [self.nodes.owners[name] for name in sampled])
-        messages = list(self.strategy.configure_evaluate(server_round, arrays, ConfigRecord(), view))
+        messages = list(
+            self.strategy.configure_evaluate(server_round, arrays, ConfigRecord(), view)
+        )
         replies = self.grid.send_and_receive(messages, timeout=self.config.round_timeout)
         per_owner: dict[str, dict[str, float]] = {}
         valid: list[Message] = []

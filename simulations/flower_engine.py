@@ -13,7 +13,7 @@ import os
 
 from flwr.app import Context, RecordDict, UserConfig
 from flwr.common.config import get_fused_config_from_dir
-from flwr.common.constant import RUN_ID_NUM_BYTES, TASK_ID_NUM_BYTES
+from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
 from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
 from flwr.simulation.run_simulation import _run_simulation
 from flwr.supercore.constant import NOOP_FEDERATION_ID
@@ -23,7 +23,6 @@ from flwr.supercore.telemetry import EventType
 
 from clients.app import app as client_app
 from server.app import app as server_app
-from simulations.inprocess import SERVER_NODE_ID
 
 
 def run_on_flower_engine(run_config: UserConfig, nodes: int, workers: int = 0) -> None:
@@ -47,10 +46,14 @@ def run_on_flower_engine(run_config: UserConfig, nodes: int, workers: int = 0) -
     run.federation_id = NOOP_FEDERATION_ID
     TaskIdentity.task_id = run.primary_task_id
     TaskIdentity.run_id = run_id
-    TaskIdentity.node_id = SERVER_NODE_ID
+    TaskIdentity.node_id = SUPERLINK_NODE_ID
     fused = get_fused_config_from_dir(PROJECT_DIR, run.override_config)
     server_context = Context(
-        run_id=run_id, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config=fused
+        run_id=run_id,
+        node_id=SUPERLINK_NODE_ID,
+        node_config={},
+        state=RecordDict(),
+        run_config=fused,
     )
     cpus = os.cpu_count() or 1
     actors = workers or cpus

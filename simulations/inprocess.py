@@ -14,14 +14,12 @@ from collections.abc import Iterable, Sequence
 
 from flwr.app import Context, Error, Message, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 log = logging.getLogger(__name__)
-
-SERVER_NODE_ID = 0
 
 
 class InProcessGrid(Grid):
@@ -33,7 +31,7 @@ class InProcessGrid(Grid):
         The app every virtual node runs.
     node_configs : sequence of UserConfig
         One ``node_config`` per node (``partition-id`` / ``num-partitions`` in
-        simulation); node ids are ``1 .. len(node_configs)``.
+        simulation); node ids follow the SuperLink's own id.
     run_config : UserConfig
         The run's config, shared by every node.
     run_id : int
@@ -58,10 +56,10 @@ class InProcessGrid(Grid):
                 state=RecordDict(),
                 run_config=dict(run_config),
             )
-            for node_id, node_config in enumerate(node_configs, start=1)
+            for node_id, node_config in enumerate(node_configs, start=SUPERLINK_NODE_ID + 1)
         }
         TaskIdentity.run_id = run_id
-        TaskIdentity.node_id = SERVER_NODE_ID
+        TaskIdentity.node_id = SUPERLINK_NODE_ID
         TaskIdentity.task_id = run_id
         self._pending: dict[str, Message] = {}
 

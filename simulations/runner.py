@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from flwr.app import Context, RecordDict, UserConfig
+from flwr.common.constant import SUPERLINK_NODE_ID
 from omegaconf import OmegaConf
 
 from clients.app import app as client_app
@@ -68,6 +69,10 @@ def _run_inprocess(run_config: UserConfig, nodes: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     grid = InProcessGrid(client_app, simulation_node_configs(nodes), run_config)
     context = Context(
-        run_id=grid.run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=run_config
+        run_id=grid.run.run_id,
+        node_id=SUPERLINK_NODE_ID,
+        node_config={},
+        state=RecordDict(),
+        run_config=run_config,
     )
     server_app(grid, context)

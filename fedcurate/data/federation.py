@@ -114,8 +114,7 @@ def _build(config: Config) -> Federation:
     spec = DatasetSpec(name, test.input_shape, test.num_classes)
     corruption = corrupted_owners(config.corruption, config.num_clients, config.seed)
     owners = tuple(
-        _apply_corruption(owner, config) if owner.index in corruption else owner
-        for owner in clean
+        _apply_corruption(owner, config) if owner.index in corruption else owner for owner in clean
     )
     return Federation(spec, test, validation, owners, clean, corruption)
 

@@ -18,7 +18,9 @@ Partitioner = Callable[[np.ndarray, int, PartitionConfig, np.random.Generator], 
 _MAX_DRAWS = 1000
 
 
-def iid(labels: np.ndarray, owners: int, _: PartitionConfig, rng: np.random.Generator) -> list[np.ndarray]:
+def iid(
+    labels: np.ndarray, owners: int, _: PartitionConfig, rng: np.random.Generator
+) -> list[np.ndarray]:
     """A uniformly random split into near-equal parts."""
     return [np.sort(part) for part in np.array_split(rng.permutation(len(labels)), owners)]
 

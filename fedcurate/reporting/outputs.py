@@ -79,5 +79,7 @@ class RunOutputs:
         """The overrides this run was started with."""
         path = self.run_dir / OVERRIDES_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{self.run_dir}: not a fedcurate run directory (no {path.name})")
+            raise FileNotFoundError(
+                f"{self.run_dir}: not a fedcurate run directory (no {path.name})"
+            )
         return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
