@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
+from flwr.app import ArrayRecord, Context, RecordDict
 
 from clients.site import Site
 from clients.state import SiteState
@@ -42,9 +42,9 @@ def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
     :class:`TrainMetrics` (with ``num-examples``) as ``metrics``.
     """
     config = site.config
-    instruction: ConfigRecord = content[CONFIG]
+    instruction = content.config_records[CONFIG]
     server_round = int(instruction[SERVER_ROUND])  # type: ignore[arg-type]
-    global_arrays: ArrayRecord = content[ARRAYS]
+    global_arrays = content.array_records[ARRAYS]
     model = load_record(build_model(config.model, dataset_spec(config)), global_arrays)
     train_data, _ = site.owner_data()
     kind = _corruption_kind(site)
@@ -69,7 +69,14 @@ def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
         metrics = TrainMetrics(result.num_examples, result.loss, result.accuracy, seconds)
     arrays = honest_arrays
     if kind in UPDATE_KINDS:
-        arrays = _corrupted(site, kind, global_arrays, honest_arrays, last_change, server_round)
+        arrays = _corrupted(
+            site,
+            kind,
+            global_arrays=global_arrays,
+            honest_arrays=honest_arrays,
+            last_change=last_change,
+            server_round=server_round,
+        )
     return RecordDict({ARRAYS: arrays, METRICS: metrics.to_record()})
 
 
@@ -86,6 +93,7 @@ def _remember_global(state: SiteState, global_arrays: ArrayRecord) -> np.ndarray
 def _corrupted(
     site: Site,
     kind: str,
+    *,
     global_arrays: ArrayRecord,
     honest_arrays: ArrayRecord,
     last_change: np.ndarray | None,
@@ -106,7 +114,9 @@ def _corrupted(
 
 def evaluate_global(site: Site, content: RecordDict) -> RecordDict:
     """Evaluate the received global model on the owner's local test split."""
-    model = load_record(build_model(site.config.model, dataset_spec(site.config)), content[ARRAYS])
+    model = load_record(
+        build_model(site.config.model, dataset_spec(site.config)), content.array_records[ARRAYS]
+    )
     _, test_data = site.owner_data()
     result = evaluate(model, test_data)
     metrics = EvalMetrics(result.num_examples, result.loss, result.accuracy)

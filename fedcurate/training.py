@@ -44,9 +44,16 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def proximal_term(model: nn.Module, anchor: list[torch.Tensor]) -> torch.Tensor:
-    """``||w - w_t||^2`` over trainable parameters (FedProx)."""
-    return sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))  # type: ignore[return-value]
+@torch.no_grad()
+def add_proximal_gradient(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> None:
+    """Add the gradient of FedProx's ``(mu/2)||w - w_t||^2`` to the parameters' grads.
+
+    Adding ``mu (w - w_t)`` after ``backward()`` is exact and avoids building the
+    proximal term into the autograd graph at every step.
+    """
+    for parameter, start in zip(model.parameters(), anchor, strict=True):
+        if parameter.grad is not None:
+            parameter.grad.add_(parameter - start, alpha=mu)
 
 
 def train_local(
@@ -79,7 +86,10 @@ def train_local(
     anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     criterion = nn.CrossEntropyLoss()
     model.train()
-    total_loss, correct, seen, steps = 0.0, 0, 0, 0
+    # Running sums stay tensors: converting to Python numbers every step costs more
+    # than the step itself on small models.
+    total_loss, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+    seen, steps = 0, 0
     for _ in range(cfg.local_epochs):
         order = torch.randperm(len(y), generator=generator)
         for batch in order.split(cfg.batch_size):
@@ -87,16 +97,17 @@ def train_local(
             optimizer.zero_grad(set_to_none=True)
             logits = model(inputs)
             loss = criterion(logits, targets)
-            objective = loss + 0.5 * proximal_mu * proximal_term(model, anchor) if anchor else loss
-            objective.backward()
+            loss.backward()
+            if anchor:
+                add_proximal_gradient(model, anchor, proximal_mu)
             optimizer.step()
-            total_loss += loss.item() * len(batch)
-            correct += int((logits.argmax(1) == targets).sum())
+            total_loss += loss.detach() * len(batch)
+            correct += (logits.detach().argmax(1) == targets).sum()
             seen += len(batch)
             steps += 1
     return TrainResult(
-        loss=total_loss / max(seen, 1),
-        accuracy=correct / max(seen, 1),
+        loss=float(total_loss) / max(seen, 1),
+        accuracy=int(correct) / max(seen, 1),
         num_examples=len(data),
         steps=steps,
         seconds=time.perf_counter() - start,

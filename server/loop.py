@@ -152,7 +152,14 @@ class FederatedRun:
         central = self._central_evaluation(arrays)
         federated = self._federated_evaluation(server_round, arrays)
         self._update_totals(server_round, phase, central, federated)
-        record = self._round_record(server_round, phase, train_metrics, central, federated, start)
+        record = self._round_record(
+            server_round,
+            phase=phase,
+            train_metrics=train_metrics,
+            central=central,
+            federated=federated,
+            start=start,
+        )
         self.outputs.append_metrics(record)
         self.progress.round_done(record)
         return ServerState(
@@ -299,6 +306,7 @@ class FederatedRun:
     def _round_record(
         self,
         server_round: int,
+        *,
         phase: TrainPhase,
         train_metrics: MetricRecord | None,
         central: dict[str, float],

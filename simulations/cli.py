@@ -72,7 +72,8 @@ def _print_outcome(summary: dict[str, Any], run_dir: Path) -> None:
     final, best = summary["final"], summary["best"]
     lines = [
         f"final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f}) after "
-        f"{summary['rounds_completed']} rounds; best {best['accuracy']:.4f} at round {best['round']}",
+        f"{summary['rounds_completed']} rounds; "
+        f"best {best['accuracy']:.4f} at round {best['round']}",
         f"wall time {summary['wall_seconds']:.1f}s; "
         f"{summary['communication']['bytes_up_per_param']:.2f} bytes/param uploaded per update",
     ]

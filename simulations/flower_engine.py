@@ -68,6 +68,7 @@ def run_on_flower_engine(run_config: UserConfig, nodes: int, workers: int = 0) -
         backend_name="ray",
         backend_config=backend_config,  # type: ignore[arg-type]
         app_dir=str(PROJECT_DIR),
+        is_app=True,  # fuse each node's run_config from the project, as `flwr run` does
         run=run,
         server_app_context=server_context,
         exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,

@@ -134,23 +134,24 @@ def _parse_label(path: Path, line: int, cell: str) -> int:
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as stored:
-            missing = {"x", "y"} - set(stored.files)
-            if missing:
-                raise _fail(path, f"missing array(s) {sorted(missing)}; found {stored.files}")
-            x, y = stored["x"], stored["y"]
+            arrays = {name: stored[name] for name in stored.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        if isinstance(error, SiteDataError):
-            raise
         raise _fail(path, f"not a readable NPZ archive ({error})") from error
+    missing = {"x", "y"} - set(arrays)
+    if missing:
+        raise _fail(path, f"missing array(s) {sorted(missing)}; found {sorted(arrays)}")
+    x, y = arrays["x"], arrays["y"]
     if not np.issubdtype(x.dtype, np.number):
         raise _fail(path, f"x has non-numeric dtype {x.dtype}")
     if x.ndim < 2:
         raise _fail(path, f"x must have shape (n, features...), got {x.shape}")
     if y.ndim != 1 or len(y) != len(x):
         raise _fail(path, f"y must have shape ({len(x)},), got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
-            raise _fail(path, f"y must hold integer labels, got dtype {y.dtype}")
+    integral = np.issubdtype(y.dtype, np.integer) or (
+        np.issubdtype(y.dtype, np.floating) and bool(np.all(np.mod(y, 1) == 0))
+    )
+    if not integral:
+        raise _fail(path, f"y must hold integer labels, got dtype {y.dtype}")
     return x.astype(np.float64), y.astype(np.int64)
 
 

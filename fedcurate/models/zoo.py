@@ -53,7 +53,8 @@ def cnn(cfg: ModelConfig, spec: DatasetSpec) -> nn.Module:
     for channels in cfg.channels:
         if channels % cfg.norm_groups:
             raise ConfigError(
-                f"model.channels: {channels} is not divisible by model.norm_groups={cfg.norm_groups}"
+                f"model.channels: {channels} is not divisible by "
+                f"model.norm_groups={cfg.norm_groups}"
             )
         layers += [
             conv(width, channels, kernel_size=3, padding=1),
