@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,9 @@ def quiet_flower_logs() -> None:
 
 
 def _run_inprocess(run_config: UserConfig, nodes: int) -> None:
-    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    # One thread per simulated client: the models are small, and intra-op threads
+    # only add synchronisation (and fight other processes for the cores).
+    torch.set_num_threads(1)
     grid = InProcessGrid(client_app, simulation_node_configs(nodes), run_config)
     context = Context(
         run_id=grid.run.run_id,
