@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fedcurate.config import Config, compose_config
@@ -42,7 +43,7 @@ def pure_pytorch(config: Config) -> dict[str, Any]:
     names = [owner_name(o.index) for o in federation.owners]
     for server_round in range(1, config.num_rounds + 1):
         sampled = _sample(config, names, server_round, "sample-train")
-        total, weights = 0.0, 0
+        total, weights = np.zeros(layout.size), 0
         for name in sorted(sampled):
             owner = federation.owners[names.index(name)]
             load_record(model, global_record)

@@ -25,7 +25,8 @@ LAST_CHANGE = RNG.normal(size=50) * 0.1
 def test_assignment_is_seeded_and_sized() -> None:
     cfg = CorruptionConfig(kind="label_noise", fraction=0.3)
     chosen = corrupted_owners(cfg, 10, seed=5)
-    assert len(chosen) == 3 and set(chosen.values()) == {"label_noise"}
+    assert len(chosen) == 3
+    assert set(chosen.values()) == {"label_noise"}
     assert chosen == corrupted_owners(cfg, 10, seed=5)
     assert chosen != corrupted_owners(cfg, 10, seed=6)
 
@@ -63,7 +64,8 @@ def test_out_of_task_breaks_the_feature_label_link() -> None:
     data = make_dataset(np.eye(10)[DATA.y] * 5, DATA.y, 10)  # labels readable from features
     junk = corrupt_data(data, CorruptionConfig("out_of_task"), np.random.default_rng(1))
     agreement = (junk.x.argmax(1) == junk.y).mean()
-    assert agreement < 0.2 and junk.x.shape == data.x.shape
+    assert agreement < 0.2
+    assert junk.x.shape == data.x.shape
 
 
 def _update(

@@ -22,14 +22,16 @@ def test_bundled_dataset_shapes(name: str) -> None:
     data = load_pooled(DatasetConfig(name=name))
     shape, classes, size = SHAPES[name]
     assert (data.input_shape, data.num_classes, len(data)) == (shape, classes, size)
-    assert np.isfinite(data.x).all() and set(np.unique(data.y)) == set(range(classes))
+    assert np.isfinite(data.x).all()
+    assert set(np.unique(data.y)) == set(range(classes))
 
 
 def test_synthetic_follows_the_fedprox_recipe() -> None:
     cfg = DatasetConfig(name="synthetic", alpha=1.0, beta=1.0)
     devices = synthetic_devices(cfg, 30, seed=0)
     sizes = np.array([len(d) for d in devices])
-    assert len(devices) == 30 and sizes.min() >= 50
+    assert len(devices) == 30
+    assert sizes.min() >= 50
     assert all(d.input_shape == (60,) and d.num_classes == 10 for d in devices)
     # Different devices have different label mixes (heterogeneous W_k, b_k).
     mixes = np.array([np.bincount(d.y, minlength=10) / len(d) for d in devices])

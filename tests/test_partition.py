@@ -67,7 +67,8 @@ def test_shards_that_cannot_cover_every_class_fail() -> None:
 def test_quantity_skew_varies_sizes_not_labels() -> None:
     parts = _parts("quantity_skew", alpha=0.5, min_examples=10)
     sizes = np.array([len(p) for p in parts])
-    assert sizes.min() >= 10 and sizes.max() > 2 * sizes.min()
+    assert sizes.min() >= 10
+    assert sizes.max() > 2 * sizes.min()
     mixes = np.array([np.bincount(LABELS[p], minlength=10) / len(p) for p in parts if len(p) > 60])
     assert np.abs(mixes - np.bincount(LABELS) / len(LABELS)).max() < 0.2
 

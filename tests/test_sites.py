@@ -16,7 +16,8 @@ DATA = make_dataset(np.arange(24, dtype=float).reshape(6, 4) / 7, np.array([0, 1
 def test_round_trip(tmp_path: Path, suffix: str) -> None:
     path = write_site_file(tmp_path / f"site{suffix}", DATA)
     loaded = load_site_file(path, num_classes=3)
-    assert np.allclose(loaded.x, DATA.x) and np.array_equal(loaded.y, DATA.y)
+    assert np.allclose(loaded.x, DATA.x)
+    assert np.array_equal(loaded.y, DATA.y)
 
 
 def test_reshapes_flat_features_to_the_model_input(tmp_path: Path) -> None:
@@ -28,7 +29,8 @@ def test_custom_label_column(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text("a,diagnosis,b\n1,0,2\n3,1,4\n")
     loaded = load_site_file(path, num_classes=2, label_column="diagnosis")
-    assert loaded.x.tolist() == [[1, 2], [3, 4]] and loaded.y.tolist() == [0, 1]
+    assert loaded.x.tolist() == [[1, 2], [3, 4]]
+    assert loaded.y.tolist() == [0, 1]
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -56,7 +58,8 @@ def test_malformed_csv_names_file_and_problem(tmp_path: Path, text: str, problem
     path = _write(tmp_path, "bad.csv", text)
     with pytest.raises(SiteDataError) as error:
         load_site_file(path, num_classes=3)
-    assert str(path) in str(error.value) and problem in str(error.value)
+    assert str(path) in str(error.value)
+    assert problem in str(error.value)
 
 
 def test_unlabelled_rows_when_allowed(tmp_path: Path) -> None:
