@@ -31,6 +31,7 @@ from fedcurate.data import build_federation, owner_name
 from fedcurate.models import ParamLayout, build_model, load_record, model_to_record
 from fedcurate.protocol import ARRAYS, METRICS, EvalMetrics, ProtocolError, TrainMetrics
 from fedcurate.reporting import RoundProgress, RunOutputs
+from fedcurate.reporting.report import render_report
 from fedcurate.seeding import numpy_rng
 from fedcurate.training import evaluate
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
@@ -127,6 +128,7 @@ class FederatedRun:
         last.wall_seconds = state.wall_seconds + time.perf_counter() - started
         summary = self._summary(last, status="completed")
         self.outputs.write_summary(summary)
+        render_report(self.outputs.run_dir)
         return summary
 
     def _restore(self) -> ServerState:

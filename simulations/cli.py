@@ -120,9 +120,51 @@ def _check(argv: list[str]) -> int:
     return 0
 
 
+def _report(argv: list[str]) -> int:
+    """``fedcurate report RUN_DIR``: re-render a run's report and plots."""
+    parser = argparse.ArgumentParser(
+        prog="fedcurate report",
+        description="Re-render report.md, report.html and plots/*.png of a finished run.",
+        epilog="example: fedcurate report outputs/2026-11-28/12-00-00",
+    )
+    parser.add_argument("run_dir", type=_run_dir, help="a fedcurate run directory")
+    args = parser.parse_args(argv)
+    from fedcurate.reporting.report import render_report
+
+    markdown, page = render_report(args.run_dir)
+    print(f"report: {markdown}\npage:   {page}")
+    return 0
+
+
+def _compare(argv: list[str]) -> int:
+    """``fedcurate compare RUN_DIR...``: finished runs side by side."""
+    parser = argparse.ArgumentParser(
+        prog="fedcurate compare",
+        description="Compare finished runs: a table and overlaid accuracy curves.",
+        epilog="example: fedcurate compare multirun/2026-11-28/12-00-00/* --out compare/",
+    )
+    parser.add_argument("run_dirs", type=_run_dir, nargs="+", help="fedcurate run directories")
+    parser.add_argument("--out", type=Path, default=Path("compare"), help="output directory")
+    args = parser.parse_args(argv)
+    from fedcurate.reporting.compare import compare_runs
+
+    result = compare_runs(args.run_dirs, args.out)
+    print(Path(result["markdown"]).read_text())
+    return 0
+
+
+def _run_dir(text: str) -> Path:
+    path = Path(text)
+    if not (path / "summary.json").is_file():
+        raise argparse.ArgumentTypeError(f"{path}: not a finished run (no summary.json)")
+    return path
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "simulate": (simulate, "run a local federated simulation (Hydra overrides)"),
     "check-config": (_check, "validate a configuration without running it"),
+    "report": (_report, "re-render a run's report.md, report.html and plots"),
+    "compare": (_compare, "put finished runs side by side"),
 }
 
 
