@@ -27,7 +27,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from fedcurate.config import Config, config_to_dict
-from fedcurate.data import build_federation, owner_name
+from fedcurate.data import ArrayDataset, build_federation, owner_name
+from fedcurate.io import atomic_write_pickle
 from fedcurate.models import ParamLayout, build_model, load_record, model_to_record
 from fedcurate.protocol import ARRAYS, METRICS, EvalMetrics, ProtocolError, TrainMetrics
 from fedcurate.reporting import RoundProgress, RunOutputs
@@ -69,6 +70,7 @@ class RunTotals:
     train_replies: int = 0
     best_round: int = 0
     best_accuracy: float = float("-inf")
+    best_score: float = float("-inf")
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data copy."""
@@ -102,6 +104,7 @@ class FederatedRun:
         self.layout = ParamLayout.of(model_to_record(self.model))
         self.strategy = build_strategy(config)
         self.checkpoints = CheckpointStore(run_dir / "checkpoints", experiment_fingerprint(config))
+        self.best_model_path = run_dir / "checkpoints" / "best.pkl"
         self.totals = RunTotals()
         self.progress = RoundProgress(config.num_rounds)
         self.nodes = NodeDirectory()
@@ -151,9 +154,11 @@ class FederatedRun:
         arrays, train_metrics = self.strategy.aggregate_train(server_round, phase.accepted)
         if arrays is None:
             raise RoundFailedError(f"round {server_round}: the strategy produced no model")
-        central = self._central_evaluation(arrays)
+        central = self._evaluate(arrays, self.federation.test)
+        validation = self._evaluate(arrays, self.federation.validation)
         federated = self._federated_evaluation(server_round, arrays)
-        self._update_totals(server_round, phase, central, federated)
+        self._update_totals(server_round, phase)
+        self._select_model(server_round, arrays, central, validation)
         record = self._round_record(
             server_round,
             phase=phase,
@@ -162,6 +167,7 @@ class FederatedRun:
             federated=federated,
             start=start,
         )
+        record["validation"] = validation
         self.outputs.append_metrics(record)
         self.progress.round_done(record)
         return ServerState(
@@ -247,9 +253,11 @@ class FederatedRun:
         return None
 
     # ----------------------------------------------------------- evaluation
-    def _central_evaluation(self, arrays: ArrayRecord) -> dict[str, float]:
+    def _evaluate(self, arrays: ArrayRecord, data: ArrayDataset) -> dict[str, float] | None:
+        if len(data) == 0:
+            return None
         load_record(self.model, arrays)
-        result = evaluate(self.model, self.federation.test)
+        result = evaluate(self.model, data)
         return {"loss": result.loss, "accuracy": result.accuracy}
 
     def _federated_evaluation(
@@ -289,21 +297,32 @@ class FederatedRun:
         }
 
     # -------------------------------------------------------------- records
-    def _update_totals(
-        self,
-        server_round: int,
-        phase: TrainPhase,
-        central: dict[str, float],
-        federated: dict[str, Any] | None,
-    ) -> None:
+    def _update_totals(self, server_round: int, phase: TrainPhase) -> None:
         totals = self.totals
         totals.bytes_up += phase.bytes_up
         totals.bytes_down += phase.bytes_down
         totals.train_bytes_up += phase.bytes_up
         totals.train_replies += len(phase.accepted) + len(phase.rejected)
-        if central["accuracy"] > totals.best_accuracy:
-            totals.best_accuracy = central["accuracy"]
-            totals.best_round = server_round
+
+    def _select_model(
+        self,
+        server_round: int,
+        arrays: ArrayRecord,
+        central: dict[str, float] | None,
+        validation: dict[str, float] | None,
+    ) -> None:
+        """Keep the best model by the curator's validation accuracy.
+
+        Selecting on the test set would leak it into the choice; only when the
+        run has no validation split does the test accuracy decide.
+        """
+        judged = validation or central
+        if judged is None or judged["accuracy"] <= self.totals.best_score:
+            return
+        self.totals.best_score = judged["accuracy"]
+        self.totals.best_round = server_round
+        self.totals.best_accuracy = central["accuracy"] if central else float("nan")
+        atomic_write_pickle(self.best_model_path, {"round": server_round, "arrays": arrays})
 
     def _round_record(
         self,
@@ -311,7 +330,7 @@ class FederatedRun:
         *,
         phase: TrainPhase,
         train_metrics: MetricRecord | None,
-        central: dict[str, float],
+        central: dict[str, float] | None,
         federated: dict[str, Any] | None,
         start: float,
     ) -> dict[str, Any]:
@@ -333,7 +352,7 @@ class FederatedRun:
 
     def _summary(self, state: ServerState, status: str) -> dict[str, Any]:
         records = self.outputs.read_metrics()
-        final = records[-1]["central"] if records else {"loss": None, "accuracy": None}
+        final = (records[-1]["central"] if records else None) or {"loss": None, "accuracy": None}
         totals = self.totals
         per_param = (
             totals.train_bytes_up / (totals.train_replies * self.layout.size)
@@ -346,9 +365,12 @@ class FederatedRun:
             "num_clients": self.config.num_clients,
             "num_params": self.layout.size,
             "final": final,
-            "best": {"round": totals.best_round, "accuracy": totals.best_accuracy}
-            if totals.best_round
-            else {"round": None, "accuracy": None},
+            "best": {
+                "round": totals.best_round or None,
+                "accuracy": totals.best_accuracy if totals.best_round else None,
+                "selected_by": "validation" if len(self.federation.validation) else "test",
+            },
+            "validation": records[-1].get("validation") if records else None,
             "wall_seconds": state.wall_seconds,
             "communication": {
                 "bytes_up": totals.bytes_up,

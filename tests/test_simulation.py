@@ -55,9 +55,12 @@ def test_run_directory_holds_the_promised_outputs(run_dir: Path) -> None:
     assert (run_dir / "config.yaml").exists()
     assert (run_dir / "overrides.txt").exists()
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "best.pkl",
         "round-00001.pkl",
         "round-00002.pkl",
     ]
+    assert summary["best"]["selected_by"] == "validation"
+    assert set(summary["validation"]) == {"loss", "accuracy"}
 
 
 def test_same_seed_same_model_other_seed_other_model(tmp_path: Path) -> None:
