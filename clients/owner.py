@@ -2,30 +2,62 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
+from torch import nn
 
 from clients.site import Site
 from clients.state import SiteState
+from fedcurate.data import ArrayDataset
 from fedcurate.data.corruption import FREE_RIDER_KINDS, UPDATE_KINDS, corrupt_update
 from fedcurate.data.federation import build_federation, dataset_spec
 from fedcurate.models import ParamLayout, build_model, load_record, model_to_record
+from fedcurate.privacy import (
+    BudgetExhaustedError,
+    LedgerError,
+    PrivacyLedger,
+    open_ledger_bytes,
+    plan_privacy,
+    train_private_round,
+)
 from fedcurate.protocol import (
     ARRAYS,
     CONFIG,
     METRICS,
+    PRIVACY,
     PROXIMAL_MU,
+    ROUNDS_TRAINED,
     SERVER_ROUND,
     EvalMetrics,
     TrainMetrics,
+    declined_content,
 )
 from fedcurate.seeding import numpy_rng, torch_generator
 from fedcurate.training import evaluate, train_local
 
 _LAST_GLOBAL = "last-global.npy"
 _LAST_GLOBAL_CHANGE = "last-global-change.npy"
+_PRIVACY_LEDGER = "privacy-ledger.json"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """What the server asks of an owner in one training round."""
+
+    server_round: int
+    proximal_mu: float
+    rounds_trained: int
+
+    @staticmethod
+    def parse(record: ConfigRecord) -> Instruction:
+        """Read the train config record (Flower's keys and fedcurate's)."""
+        return Instruction(
+            server_round=int(record[SERVER_ROUND]),  # type: ignore[arg-type]
+            proximal_mu=float(record.get(PROXIMAL_MU, 0.0)),  # type: ignore[arg-type]
+            rounds_trained=int(record.get(ROUNDS_TRAINED, 0)),  # type: ignore[arg-type]
+        )
 
 
 def _corruption_kind(site: Site) -> str | None:
@@ -38,46 +70,111 @@ def _corruption_kind(site: Site) -> str | None:
 def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
     """Train on the owner's data from the received global model.
 
-    Returns Flower's conventional reply: the local model as ``arrays`` and
-    :class:`TrainMetrics` (with ``num-examples``) as ``metrics``.
+    Returns Flower's conventional reply (the local model as ``arrays`` and
+    :class:`TrainMetrics` with ``num-examples`` as ``metrics``), plus the owner's
+    privacy ledger summary under DP-SGD, or a refusal once its budget is spent.
     """
-    config = site.config
-    instruction = content.config_records[CONFIG]
-    server_round = int(instruction[SERVER_ROUND])  # type: ignore[arg-type]
+    instruction = Instruction.parse(content.config_records[CONFIG])
     global_arrays = content.array_records[ARRAYS]
-    model = load_record(build_model(config.model, dataset_spec(config)), global_arrays)
+    model = load_record(build_model(site.config.model, dataset_spec(site.config)), global_arrays)
     train_data, _ = site.owner_data()
     kind = _corruption_kind(site)
     state = SiteState(context, site.state_dir)
     last_change = _remember_global(state, global_arrays) if kind in UPDATE_KINDS else None
+    reply = RecordDict()
     if kind in FREE_RIDER_KINDS:
-        start = time.perf_counter()
-        probe = evaluate(model, train_data)
-        metrics = TrainMetrics(len(train_data), probe.loss, probe.accuracy, 0.0)
-        honest_arrays = global_arrays
-        seconds = time.perf_counter() - start
+        metrics = _probe_without_training(model, train_data)
+    elif site.config.privacy.name == "dp_sgd":
+        ledger = _ledger(site, state, len(train_data), instruction)
+        try:
+            metrics = _train_private(site, model, train_data, ledger, instruction)
+        except BudgetExhaustedError as refusal:
+            reply = declined_content(str(refusal))
+            return _with_privacy(reply, state, ledger)
+        _with_privacy(reply, state, ledger)
     else:
-        result = train_local(
-            model,
-            train_data,
-            config.train,
-            generator=torch_generator(config.seed, "train", site.name, server_round),
-            proximal_mu=float(instruction.get(PROXIMAL_MU, 0.0)),  # type: ignore[arg-type]
-        )
-        honest_arrays = model_to_record(model)
-        seconds = result.seconds
-        metrics = TrainMetrics(result.num_examples, result.loss, result.accuracy, seconds)
-    arrays = honest_arrays
+        metrics = _train_plain(site, model, train_data, instruction)
+    arrays = model_to_record(model)
     if kind in UPDATE_KINDS:
         arrays = _corrupted(
             site,
             kind,
             global_arrays=global_arrays,
-            honest_arrays=honest_arrays,
+            honest_arrays=arrays,
             last_change=last_change,
-            server_round=server_round,
+            server_round=instruction.server_round,
         )
-    return RecordDict({ARRAYS: arrays, METRICS: metrics.to_record()})
+    reply[ARRAYS] = arrays
+    reply[METRICS] = metrics.to_record()
+    return reply
+
+
+def _probe_without_training(model: nn.Module, data: ArrayDataset) -> TrainMetrics:
+    """A free rider's plausible-looking metrics: the global model on its own data."""
+    probe = evaluate(model, data)
+    return TrainMetrics(len(data), 0.0, probe.loss, probe.accuracy)
+
+
+def _train_plain(
+    site: Site, model: nn.Module, data: ArrayDataset, instruction: Instruction
+) -> TrainMetrics:
+    result = train_local(
+        model,
+        data,
+        site.config.train,
+        generator=torch_generator(site.config.seed, "train", site.name, instruction.server_round),
+        proximal_mu=instruction.proximal_mu,
+    )
+    return TrainMetrics(result.num_examples, result.seconds, result.loss, result.accuracy)
+
+
+def _train_private(
+    site: Site,
+    model: nn.Module,
+    data: ArrayDataset,
+    ledger: PrivacyLedger,
+    instruction: Instruction,
+) -> TrainMetrics:
+    result = train_private_round(
+        ledger,
+        model,
+        data,
+        site.config.train,
+        server_round=instruction.server_round,
+        generator=torch_generator(site.config.seed, "dp-sgd", site.name, instruction.server_round),
+        proximal_mu=instruction.proximal_mu,
+    )
+    # Loss and accuracy on raw private batches are not covered by DP: not released.
+    return TrainMetrics(result.num_examples, result.seconds)
+
+
+def _ledger(
+    site: Site, state: SiteState, num_examples: int, instruction: Instruction
+) -> PrivacyLedger:
+    """The owner's privacy ledger, never silently reset.
+
+    A missing ledger is only accepted as a fresh start when the server also
+    records no round trained by this owner; otherwise the site lost its ledger
+    and must restore it before training again.
+    """
+    config = site.config
+    planned = config.privacy.planned_rounds or config.num_rounds
+    plan = plan_privacy(config.privacy, config.train, num_examples, num_rounds=planned)
+    stored = state.get_bytes(_PRIVACY_LEDGER)
+    if stored is None and instruction.rounds_trained > 0:
+        raise LedgerError(
+            f"{site.state_dir / _PRIVACY_LEDGER}: privacy ledger missing, but the server "
+            f"records {instruction.rounds_trained} round(s) trained by {site.name}; "
+            "restore the ledger file before training again"
+        )
+    return open_ledger_bytes(stored, plan, source=str(site.state_dir / _PRIVACY_LEDGER))
+
+
+def _with_privacy(reply: RecordDict, state: SiteState, ledger: PrivacyLedger) -> RecordDict:
+    """Persist the ledger and attach its public summary to the reply."""
+    state.set_bytes(_PRIVACY_LEDGER, ledger.to_bytes())
+    reply[PRIVACY] = ConfigRecord(dict(ledger.metrics()))
+    return reply
 
 
 def _remember_global(state: SiteState, global_arrays: ArrayRecord) -> np.ndarray | None:
@@ -113,9 +210,18 @@ def _corrupted(
 
 
 def evaluate_global(site: Site, content: RecordDict) -> RecordDict:
-    """Evaluate the received global model on the owner's local test split."""
+    """Evaluate the received global model on the owner's local test split.
+
+    Under DP-SGD the owner declines: metrics computed on its private data would
+    be a release that no privacy budget accounts for.
+    """
+    if site.config.privacy.name == "dp_sgd":
+        return declined_content(
+            "under privacy=dp_sgd an owner releases no metric computed on its private data"
+        )
     model = load_record(
-        build_model(site.config.model, dataset_spec(site.config)), content.array_records[ARRAYS]
+        build_model(site.config.model, dataset_spec(site.config)),
+        content.array_records[ARRAYS],
     )
     _, test_data = site.owner_data()
     result = evaluate(model, test_data)

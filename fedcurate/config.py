@@ -136,12 +136,40 @@ class CuratorConfig:
 
     ``name`` is the valuation method, ``utility`` what a coalition is worth
     (validation ``accuracy`` or negative ``loss``), ``policy`` what the values
-    decide (``none``, ``weight``, ``exclude``, ``reputation``).
+    decide (``none``, ``weight``, ``exclude``, ``reputation``). The other knobs
+    are documented where they act, in :mod:`fedcurate.curation`; their ranges are
+    checked when the curator is built.
     """
 
     name: str = "none"
     utility: str = "accuracy"
     policy: str = "none"
+    # GTG-Shapley (Liu et al. 2022); tolerances in accuracy units as in the paper.
+    gtg_round_tolerance: float = 0.01
+    gtg_prefix_tolerance: float = 0.001
+    gtg_loss_fallback: bool = True
+    gtg_loss_prefix_fraction: float = 0.01
+    gtg_min_permutations: int = 30
+    gtg_max_permutations: int = 40
+    gtg_convergence_window: int = 10
+    gtg_convergence_tolerance: float = 0.05
+    gtg_estimator: str = "stratified"
+    # Data Banzhaf, maximum-sample-reuse estimator (Wang & Jia 2023).
+    banzhaf_samples: int = 200
+    # Shapley value of the first-order utility beyond exact enumeration.
+    first_order_permutations: int = 2000
+    # Updates made of public information only (zero, replays) earn no positive credit.
+    free_rider_memory: int = 5
+    free_rider_tolerance: float = 1e-3
+    # Policies.
+    warmup_rounds: int = 3
+    exclusion_confidence: float = 0.99
+    exclusion_outlier_threshold: float = 3.0
+    weight_floor: float = 0.1
+    newcomer_weight: float = 1.0
+    reputation_decay: float = 0.8
+    quarantine_below: float = 0.3
+    readmit_above: float = 0.5
 
 
 @dataclass
@@ -172,6 +200,37 @@ class TrainConfig:
 
 
 @dataclass
+class HpoParam:
+    """One dimension of a tuning search space (an Optuna distribution).
+
+    ``type`` is ``float`` or ``int`` (with ``low``, ``high`` and optionally
+    ``log``) or ``categorical`` (with ``choices``).
+    """
+
+    type: str = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+
+@dataclass
+class HpoConfig:
+    """A tuning study for ``fedcurate tune`` (``hpo=NAME`` selects one in ``conf/hpo``).
+
+    Trials maximise the selected model's accuracy on the curator's validation
+    split; a trial whose owners may spend more than ``max_epsilon`` is refused.
+    ``params`` maps override keys (``train.lr``) to search dimensions.
+    """
+
+    name: str = "none"
+    trials: int = 6
+    max_epsilon: float | None = None
+    seed: int = 0
+    params: dict[str, HpoParam] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     """A whole experiment."""
 
@@ -184,6 +243,7 @@ class Config:
     curator: CuratorConfig = field(default_factory=CuratorConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    hpo: HpoConfig = field(default_factory=HpoConfig)
     num_clients: int = 10
     num_rounds: int = 20
     fraction_train: float = 1.0

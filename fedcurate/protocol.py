@@ -10,7 +10,8 @@ and parsed with validation on the receiving side.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
+from typing import Any
 
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
@@ -22,6 +23,10 @@ NODE = "node"
 NUM_EXAMPLES = "num-examples"
 SERVER_ROUND = "server-round"
 PROXIMAL_MU = "proximal-mu"
+
+STATUS = "status"
+PRIVACY = "privacy"
+ROUNDS_TRAINED = "rounds-trained"
 
 DESCRIBE = "query.describe"
 
@@ -62,30 +67,44 @@ class NodeDescription:
 
 @dataclass(frozen=True)
 class TrainMetrics:
-    """Metrics an owner reports with its update."""
+    """Metrics an owner reports with its update.
+
+    ``train_loss`` and ``train_accuracy`` are measured on the owner's raw data:
+    owners training with DP-SGD leave them out, since no DP guarantee covers them.
+    """
 
     num_examples: int
-    train_loss: float
-    train_accuracy: float
     train_seconds: float
+    train_loss: float | None = None
+    train_accuracy: float | None = None
 
     def to_record(self) -> MetricRecord:
         """As a Flower MetricRecord with Flower's ``num-examples`` key."""
-        return MetricRecord({_wire(f.name): getattr(self, f.name) for f in fields(self)})
+        return MetricRecord(
+            {
+                _wire(f.name): getattr(self, f.name)
+                for f in fields(self)
+                if getattr(self, f.name) is not None
+            }
+        )
 
     @staticmethod
-    def wire_keys() -> set[str]:
-        """The exact metric keys of a train reply."""
-        return {_wire(f.name) for f in fields(TrainMetrics)}
+    def wire_keys(with_data_metrics: bool) -> set[str]:
+        """The exact metric keys of a train reply, with or without loss and accuracy."""
+        return {
+            _wire(f.name)
+            for f in fields(TrainMetrics)
+            if with_data_metrics or f.default is not None
+        }
 
     @staticmethod
     def from_record(record: MetricRecord) -> TrainMetrics:
-        """Parse and validate (exact keys, positive example count, finite values)."""
-        extra = set(record) - TrainMetrics.wire_keys()
-        if extra:
-            raise ProtocolError(f"unexpected metric keys {sorted(extra)}")
-        values = _read_fields(TrainMetrics, record)
-        metrics = TrainMetrics(**values)  # type: ignore[arg-type]
+        """Parse and validate (known keys, positive example count, finite values)."""
+        keys = set(record)
+        if keys not in (TrainMetrics.wire_keys(True), TrainMetrics.wire_keys(False)):
+            raise ProtocolError(f"unexpected metric keys {sorted(keys)}")
+        present = [f for f in fields(TrainMetrics) if _wire(f.name) in keys]
+        metrics = TrainMetrics(**_read_fields(present, record))  # type: ignore[arg-type]
         if metrics.num_examples <= 0:
             raise ProtocolError(f"{NUM_EXAMPLES} must be positive, got {metrics.num_examples}")
         return metrics
@@ -106,16 +125,27 @@ class EvalMetrics:
     @staticmethod
     def from_record(record: MetricRecord) -> EvalMetrics:
         """Parse and validate."""
-        return EvalMetrics(**_read_fields(EvalMetrics, record))  # type: ignore[arg-type]
+        return EvalMetrics(**_read_fields(list(fields(EvalMetrics)), record))  # type: ignore[arg-type]
+
+
+def declined_content(reason: str) -> RecordDict:
+    """A reply saying the node declines the request, and why."""
+    return RecordDict({STATUS: ConfigRecord({"declined": reason})})
+
+
+def declined_reason(content: RecordDict) -> str | None:
+    """Why a node declined, or ``None`` when the reply is not a refusal."""
+    status = content.config_records.get(STATUS)
+    return None if status is None else str(status.get("declined", "declined"))
 
 
 def _wire(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _read_fields(cls: type, record: MetricRecord) -> dict[str, float | int]:
+def _read_fields(wanted: list[Field[Any]], record: MetricRecord) -> dict[str, float | int]:
     values: dict[str, float | int] = {}
-    for field in fields(cls):
+    for field in wanted:
         key = _wire(field.name)
         if key not in record:
             raise ProtocolError(f"metrics lack '{key}'")

@@ -22,15 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedcurate.config import Config, config_to_dict
 from fedcurate.data import ArrayDataset, build_federation, owner_name
 from fedcurate.io import atomic_write_pickle
 from fedcurate.models import ParamLayout, build_model, load_record, model_to_record
-from fedcurate.protocol import ARRAYS, METRICS, EvalMetrics, ProtocolError, TrainMetrics
+from fedcurate.protocol import (
+    CONFIG,
+    METRICS,
+    PRIVACY,
+    ROUNDS_TRAINED,
+    EvalMetrics,
+    ProtocolError,
+    declined_reason,
+)
 from fedcurate.reporting import RoundProgress, RunOutputs
 from fedcurate.reporting.report import render_report
 from fedcurate.seeding import numpy_rng
@@ -38,13 +45,19 @@ from fedcurate.training import evaluate
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
 from server.grids import SubsetGrid, content_bytes
 from server.nodes import NodeDirectory, discover_nodes
+from server.privacy import PrivacyMonitor
 from server.strategies import build_strategy, load_strategy_state_dict, strategy_state_dict
+from server.validation import check_plain_update, check_train_metrics
 
 log = logging.getLogger(__name__)
 
 
 class RoundFailedError(RuntimeError):
     """A round kept getting too few valid replies; the run stops rather than stall."""
+
+
+class RunStoppedError(RuntimeError):
+    """The run cannot go on by design (e.g. every owner's privacy budget is spent)."""
 
 
 @dataclass
@@ -55,9 +68,14 @@ class TrainPhase:
     accepted: list[Message] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
+    declined: dict[str, str] = field(default_factory=dict)
     bytes_down: int = 0
     bytes_up: int = 0
     attempts: int = 1
+
+    def problems(self) -> str:
+        """Every owner that did not contribute, and why."""
+        return f"failed: {self.failed}; rejected: {self.rejected}; declined: {self.declined}"
 
 
 @dataclass
@@ -71,10 +89,13 @@ class RunTotals:
     best_round: int = 0
     best_accuracy: float = float("-inf")
     best_score: float = float("-inf")
+    updates_received: dict[str, int] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data copy."""
-        return dict(vars(self))
+        state = dict(vars(self))
+        state["updates_received"] = dict(self.updates_received)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
@@ -106,6 +127,7 @@ class FederatedRun:
         self.checkpoints = CheckpointStore(run_dir / "checkpoints", experiment_fingerprint(config))
         self.best_model_path = run_dir / "checkpoints" / "best.pkl"
         self.totals = RunTotals()
+        self.privacy = PrivacyMonitor(config)
         self.progress = RoundProgress(config.num_rounds)
         self.nodes = NodeDirectory()
 
@@ -120,16 +142,19 @@ class FederatedRun:
             need_curator=False,
             timeout=self.config.round_timeout,
         )
-        last = state
+        last, status = state, "completed"
         for server_round in range(state.round + 1, self.config.num_rounds + 1):
-            round_start = time.perf_counter()
-            last = self._run_round(server_round, last)
+            try:
+                last = self._run_round(server_round, last)
+            except RunStoppedError as stop:
+                status = f"stopped: {stop}"
+                self.progress.message(f"run stopped early: {stop}")
+                break
             last.wall_seconds = state.wall_seconds + time.perf_counter() - started
             self.checkpoints.save(last)
             self.outputs.write_summary(self._summary(last, status="running"))
-            log.debug("round %d took %.2fs", server_round, time.perf_counter() - round_start)
         last.wall_seconds = state.wall_seconds + time.perf_counter() - started
-        summary = self._summary(last, status="completed")
+        summary = self._summary(last, status=status)
         self.outputs.write_summary(summary)
         render_report(self.outputs.run_dir)
         return summary
@@ -144,6 +169,7 @@ class FederatedRun:
         )
         load_strategy_state_dict(self.strategy, state.strategy)
         self.totals.load_state_dict(state.components["totals"])
+        self.privacy.load_state_dict(state.components["privacy"])
         self.outputs.truncate_metrics(state.round)
         return state
 
@@ -168,13 +194,15 @@ class FederatedRun:
             start=start,
         )
         record["validation"] = validation
+        record["declined"] = phase.declined
+        record["privacy"] = self.privacy.round_record()
         self.outputs.append_metrics(record)
         self.progress.round_done(record)
         return ServerState(
             round=server_round,
-            arrays=arrays,
+            arrays=_picklable(arrays),
             strategy=strategy_state_dict(self.strategy),
-            components={"totals": self.totals.state_dict()},
+            components={"totals": self.totals.state_dict(), "privacy": self.privacy.state_dict()},
         )
 
     def _sample_owners(self, server_round: int, fraction: float, purpose: str) -> list[str]:
@@ -190,19 +218,23 @@ class FederatedRun:
             phase.attempts = attempt
             if len(phase.accepted) >= self.config.min_train_replies:
                 return phase
+            if not phase.failed and not phase.rejected:
+                raise RunStoppedError(
+                    f"round {server_round}: every sampled owner declined to train "
+                    f"({phase.declined})"
+                )
             log.warning(
-                "round %d attempt %d: %d valid replies, need %d (failed: %s; rejected: %s)",
+                "round %d attempt %d: %d valid replies, need %d (%s)",
                 server_round,
                 attempt,
                 len(phase.accepted),
                 self.config.min_train_replies,
-                phase.failed,
-                phase.rejected,
+                phase.problems(),
             )
         raise RoundFailedError(
             f"round {server_round}: {len(phase.accepted)} valid replies after "
             f"{phase.attempts} attempts, min_train_replies={self.config.min_train_replies}; "
-            f"failed: {phase.failed}; rejected: {phase.rejected}"
+            f"{phase.problems()}"
         )
 
     def _ask_to_train(
@@ -210,7 +242,10 @@ class FederatedRun:
     ) -> TrainPhase:
         phase = TrainPhase(sampled=sampled)
         view = SubsetGrid(self.grid, [self.nodes.owners[name] for name in sampled])
-        messages = list(self.strategy.configure_train(server_round, arrays, ConfigRecord(), view))
+        messages = [
+            self._personalise(message)
+            for message in self.strategy.configure_train(server_round, arrays, ConfigRecord(), view)
+        ]
         phase.bytes_down = sum(content_bytes(m.content) for m in messages)
         replies = list(self.grid.send_and_receive(messages, timeout=self.config.round_timeout))
         by_name: dict[str, Message] = {}
@@ -220,37 +255,61 @@ class FederatedRun:
                 phase.failed[name] = f"error reply: {reply.error.reason}"
                 continue
             phase.bytes_up += content_bytes(reply.content)
-            problem = self._check_train_reply(reply)
+            if self._declined(server_round, name, reply.content, phase):
+                continue
+            self.totals.updates_received[name] = self.totals.updates_received.get(name, 0) + 1
+            problem = self._check_train_reply(reply.content)
             if problem:
                 phase.rejected[name] = problem
                 log.warning("round %d: rejected reply of %s: %s", server_round, name, problem)
             else:
                 by_name[name] = reply
+        answered = (
+            by_name.keys() | phase.failed.keys() | phase.rejected.keys() | phase.declined.keys()
+        )
         for name in sampled:
-            if name not in by_name and name not in phase.failed and name not in phase.rejected:
+            if name not in answered:
                 phase.failed[name] = f"no reply within {self.config.round_timeout:.0f}s"
         phase.accepted = [by_name[name] for name in sorted(by_name)]
         return phase
 
-    def _check_train_reply(self, reply: Message) -> str | None:
-        """Why a train reply cannot be aggregated, or ``None`` when it can."""
-        content = reply.content
-        if set(content.array_records) != {ARRAYS} or set(content.metric_records) != {METRICS}:
-            return (
-                f"expected one '{ARRAYS}' ArrayRecord and one '{METRICS}' MetricRecord, got "
-                f"{sorted(content.array_records)} and {sorted(content.metric_records)}"
+    def _personalise(self, message: Message) -> Message:
+        """A message of its own for one owner (Flower's strategies share one RecordDict).
+
+        Each owner is told how many of its updates the server has received, so an
+        owner that lost its privacy ledger cannot silently restart its budget.
+        """
+        name = self.nodes.name_of(message.metadata.dst_node_id)
+        content = message.content
+        config = ConfigRecord(dict(content.config_records[CONFIG]))
+        config[ROUNDS_TRAINED] = self.totals.updates_received.get(name, 0)
+        personal = RecordDict({**content.array_records, CONFIG: config})
+        return Message(
+            personal,
+            dst_node_id=message.metadata.dst_node_id,
+            message_type=message.metadata.message_type,
+        )
+
+    def _declined(
+        self, server_round: int, name: str, content: RecordDict, phase: TrainPhase
+    ) -> bool:
+        """Record an owner's privacy summary; ``True`` when it declined to train."""
+        reason = declined_reason(content)
+        if PRIVACY in content.config_records:
+            self.privacy.observe(
+                name, content.config_records[PRIVACY], server_round, reason is not None
             )
-        arrays = content.array_records[ARRAYS]
-        if not self.layout.matches(arrays):
-            return "arrays do not match the global model's keys and shapes"
-        if not all(np.isfinite(array.numpy()).all() for array in arrays.values()):
-            return "arrays contain NaN or infinite values"
-        metrics = content.metric_records[METRICS]
-        try:
-            TrainMetrics.from_record(metrics)
-        except ProtocolError as error:
-            return f"invalid metrics: {error}"
-        return None
+        if reason is not None:
+            phase.declined[name] = reason
+            log.info("round %d: %s declined: %s", server_round, name, reason)
+        return reason is not None
+
+    def _check_train_reply(self, content: RecordDict) -> str | None:
+        """Why a train reply cannot be aggregated, or ``None`` when it can."""
+        with_data_metrics = not self.privacy.enabled
+        return check_train_metrics(content, with_data_metrics) or check_plain_update(
+            content, self.layout
+        )
 
     # ----------------------------------------------------------- evaluation
     def _evaluate(self, arrays: ArrayRecord, data: ArrayDataset) -> dict[str, float] | None:
@@ -266,7 +325,7 @@ class FederatedRun:
         due = (
             server_round % self.config.evaluate_every == 0 or server_round == self.config.num_rounds
         )
-        if self.config.fraction_evaluate == 0.0 or not due:
+        if self.config.fraction_evaluate == 0.0 or not due or self.privacy.enabled:
             return None
         sampled = self._sample_owners(server_round, self.config.fraction_evaluate, "sample-eval")
         view = SubsetGrid(self.grid, [self.nodes.owners[name] for name in sampled])
@@ -322,7 +381,9 @@ class FederatedRun:
         self.totals.best_score = judged["accuracy"]
         self.totals.best_round = server_round
         self.totals.best_accuracy = central["accuracy"] if central else float("nan")
-        atomic_write_pickle(self.best_model_path, {"round": server_round, "arrays": arrays})
+        atomic_write_pickle(
+            self.best_model_path, {"round": server_round, "arrays": _picklable(arrays)}
+        )
 
     def _round_record(
         self,
@@ -352,6 +413,7 @@ class FederatedRun:
 
     def _summary(self, state: ServerState, status: str) -> dict[str, Any]:
         records = self.outputs.read_metrics()
+        by_validation = len(self.federation.validation) > 0
         final = (records[-1]["central"] if records else None) or {"loss": None, "accuracy": None}
         totals = self.totals
         per_param = (
@@ -368,7 +430,10 @@ class FederatedRun:
             "best": {
                 "round": totals.best_round or None,
                 "accuracy": totals.best_accuracy if totals.best_round else None,
-                "selected_by": "validation" if len(self.federation.validation) else "test",
+                "selected_by": "validation" if by_validation else "test",
+                "validation_accuracy": totals.best_score
+                if totals.best_round and by_validation
+                else None,
             },
             "validation": records[-1].get("validation") if records else None,
             "wall_seconds": state.wall_seconds,
@@ -377,13 +442,30 @@ class FederatedRun:
                 "bytes_down": totals.bytes_down,
                 "bytes_up_per_param": per_param,
             },
-            "privacy": None,
+            "privacy": self.privacy.summary(),
             "curator": None,
             "corruption": {
                 owner_name(i): kind for i, kind in sorted(self.federation.corruption.items())
             },
             "config": config_to_dict(self.config),
         }
+
+
+def _picklable(arrays: ArrayRecord) -> ArrayRecord:
+    """A copy of ``arrays`` that pickles.
+
+    Sending a record through a deployment grid caches memoryview chunks on each
+    ``Array`` (Flower's zero-copy upload), and pickle refuses memoryviews; the
+    checkpoint and the best model therefore store a fresh copy.
+    """
+    return ArrayRecord(
+        {
+            name: Array(
+                dtype=array.dtype, shape=array.shape, stype=array.stype, data=bytes(array.data)
+            )
+            for name, array in arrays.items()
+        }
+    )
 
 
 def _scalar(record: MetricRecord, key: str) -> float:

@@ -160,11 +160,42 @@ def _run_dir(text: str) -> Path:
     return path
 
 
+def _tune(argv: list[str]) -> int:
+    from simulations.tune import main as tune_main
+
+    return tune_main(argv)
+
+
+BENCHMARKS = {
+    "sim": "in-process vs Flower engine vs pure PyTorch wall time",
+    "dp": "DP-SGD vs non-private epoch time per grad-sample mode",
+    "he": "CKKS presets vs NVIDIA FLARE's: bytes/param, time, error",
+    "valuation": "valuation estimators vs exact Shapley",
+    "fedprox": "FedProx vs FedAvg on Synthetic(1,1), paper protocol",
+}
+
+
+def _bench(argv: list[str]) -> int:
+    """``fedcurate bench NAME [ARGS...]``: one benchmark, JSON lines on stdout."""
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
+        listing = "\n".join(f"  {name:<10} {what}" for name, what in BENCHMARKS.items())
+        print(f"usage: fedcurate bench NAME [ARGS...]\n\nbenchmarks:\n{listing}\n")
+        print("example: fedcurate bench sim --quick; 'fedcurate bench NAME --help' for more.")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    import importlib
+
+    module = importlib.import_module(f"simulations.bench_{argv[0]}")
+    result: int = module.main(argv[1:])
+    return result
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "simulate": (simulate, "run a local federated simulation (Hydra overrides)"),
     "check-config": (_check, "validate a configuration without running it"),
     "report": (_report, "re-render a run's report.md, report.html and plots"),
     "compare": (_compare, "put finished runs side by side"),
+    "tune": (_tune, "tune hyperparameters with Optuna (hpo=NAME, resumable)"),
+    "bench": (_bench, "run a benchmark (sim, dp, he, valuation, fedprox)"),
 }
 
 

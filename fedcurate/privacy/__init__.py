@@ -45,6 +45,7 @@ from fedcurate.privacy.ledger import (
     RoundRecord,
     load_ledger,
     open_ledger,
+    open_ledger_bytes,
     save_ledger,
 )
 from fedcurate.privacy.mechanisms import GRAD_SAMPLE_MODES
@@ -69,6 +70,7 @@ __all__ = [
     "epsilon_lower_bound",
     "load_ledger",
     "open_ledger",
+    "open_ledger_bytes",
     "plan_privacy",
     "save_ledger",
     "train_dp_sgd",

@@ -271,19 +271,34 @@ def load_ledger(path: str | Path, *, missing_ok: bool = False) -> PrivacyLedger 
         Only the caller knows that no ledger should exist yet; by default a
         missing file is an error.
     """
-    path = Path(path)
-    if not path.exists():
-        if missing_ok:
-            return None
-        raise LedgerError(f"{path}: privacy ledger not found (refusing to start a fresh budget)")
-    return PrivacyLedger.from_bytes(path.read_bytes(), source=str(path))
+    stored = _read_ledger_file(Path(path), missing_ok)
+    return None if stored is None else PrivacyLedger.from_bytes(stored, source=str(path))
+
+
+def _read_ledger_file(path: Path, missing_ok: bool) -> bytes | None:
+    if path.exists():
+        return path.read_bytes()
+    if missing_ok:
+        return None
+    raise LedgerError(f"{path}: privacy ledger not found (refusing to start a fresh budget)")
 
 
 def open_ledger(path: str | Path, plan: DPPlan, *, missing_ok: bool) -> PrivacyLedger:
     """The ledger at ``path`` checked against ``plan``, or a fresh calibrated one
     when the file is missing and ``missing_ok``."""
-    ledger = load_ledger(path, missing_ok=missing_ok)
-    if ledger is None:
+    stored = _read_ledger_file(Path(path), missing_ok)
+    return open_ledger_bytes(stored, plan, source=str(path))
+
+
+def open_ledger_bytes(stored: bytes | None, plan: DPPlan, *, source: str) -> PrivacyLedger:
+    """A stored ledger checked against ``plan``, or a fresh calibrated one for ``None``.
+
+    For owners that keep the ledger in their own state store; ``source`` names
+    it in errors. Deciding that ``None`` really means "never trained" is the
+    caller's job (see :func:`load_ledger`).
+    """
+    if stored is None:
         return PrivacyLedger(calibrate(plan))
+    ledger = PrivacyLedger.from_bytes(stored, source=source)
     ledger.require_plan(plan)
     return ledger
