@@ -1,0 +1,100 @@
+"""DP-SGD inside the federation: ledgers, budgets, restarts, and what is released."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedcurate.config import compose_config
+from server.loop import FederatedRun
+from simulations.runner import run_simulation
+
+DP = ["num_clients=3", "num_rounds=3", "train.local_epochs=1", "privacy=dp_sgd"]
+
+
+def simulate(run_dir: Path, *extra: str) -> dict[str, Any]:
+    args = [*DP, *extra]
+    return run_simulation(compose_config(args), args, run_dir)
+
+
+def records(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_every_owner_reports_its_spending_within_budget(run_dir: Path) -> None:
+    summary = simulate(run_dir)
+    privacy = summary["privacy"]
+    assert privacy["budget"] == 8.0
+    assert set(privacy["owners"]) == {"owner-000", "owner-001", "owner-002"}
+    for entry in privacy["owners"].values():
+        assert 0 < entry["epsilon"] <= 8.0
+        assert entry["rounds_trained"] == 3
+        assert entry["delta"] <= 1e-5
+        assert entry["stopped_on_budget"] is None
+    per_round = [r["privacy"]["epsilon"]["owner-000"] for r in records(run_dir)]
+    assert per_round == sorted(per_round)  # composition only grows
+    assert privacy["max_epsilon"] == max(e["epsilon"] for e in privacy["owners"].values())
+
+
+def test_no_metric_of_private_data_leaves_an_owner(run_dir: Path) -> None:
+    simulate(run_dir)
+    for record in records(run_dir):
+        assert set(record["train"]) == {"train-seconds"}  # no loss/accuracy of private data
+        assert record["federated"] is None  # owners decline evaluations on their data
+
+
+def test_owners_stop_when_the_next_round_would_exceed_the_budget(run_dir: Path) -> None:
+    summary = simulate(run_dir, "privacy.planned_rounds=2", "privacy.epsilon=3.0")
+    assert summary["status"].startswith("stopped: round 3: every sampled owner declined")
+    assert summary["rounds_completed"] == 2
+    for entry in summary["privacy"]["owners"].values():
+        assert entry["stopped_on_budget"] == 3
+        assert entry["epsilon"] <= 3.0
+        assert entry["rounds_trained"] == 2
+
+
+def test_ledgers_survive_a_restart_and_match_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = simulate(tmp_path / "straight")
+    original = FederatedRun._run_round
+
+    def crash_in_round_three(self: FederatedRun, server_round: int, state: Any) -> Any:
+        if server_round == 3:
+            raise KeyboardInterrupt("server killed")
+        return original(self, server_round, state)
+
+    monkeypatch.setattr(FederatedRun, "_run_round", crash_in_round_three)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path / "resumed")
+    monkeypatch.setattr(FederatedRun, "_run_round", original)
+    resumed = simulate(tmp_path / "resumed")
+    assert resumed["privacy"]["owners"] == straight["privacy"]["owners"]
+    assert resumed["final"] == straight["final"]
+
+
+def test_a_lost_ledger_is_never_a_fresh_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = FederatedRun._run_round
+
+    def lose_a_ledger_after_round_one(self: FederatedRun, server_round: int, state: Any) -> Any:
+        if server_round == 2:
+            (tmp_path / "run" / "sites" / "owner-001" / "privacy-ledger.json").unlink()
+            raise KeyboardInterrupt("site restarted without its ledger")
+        return original(self, server_round, state)
+
+    monkeypatch.setattr(FederatedRun, "_run_round", lose_a_ledger_after_round_one)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path / "run")
+    monkeypatch.setattr(FederatedRun, "_run_round", original)
+    summary = simulate(tmp_path / "run")
+    failed = records(tmp_path / "run")[1]["failed"]
+    assert "privacy ledger missing" in failed["owner-001"]
+    assert "server records 1 round(s)" in failed["owner-001"]
+    assert summary["privacy"]["owners"]["owner-001"]["rounds_trained"] == 1
+    shutil.rmtree(tmp_path / "run")
