@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
@@ -10,6 +13,7 @@ from torch import nn
 
 from clients.site import Site
 from clients.state import SiteState
+from fedcurate.crypto import CkksContext, encrypt_vector, load_key_file, to_wire
 from fedcurate.data import ArrayDataset
 from fedcurate.data.corruption import FREE_RIDER_KINDS, UPDATE_KINDS, corrupt_update
 from fedcurate.data.federation import build_federation, dataset_spec
@@ -23,13 +27,16 @@ from fedcurate.privacy import (
     train_private_round,
 )
 from fedcurate.protocol import (
+    AGGREGATION_WEIGHT,
     ARRAYS,
     CONFIG,
+    ENCRYPTED_UPDATE,
     METRICS,
     PRIVACY,
     PROXIMAL_MU,
     ROUNDS_TRAINED,
     SERVER_ROUND,
+    TIMING,
     EvalMetrics,
     TrainMetrics,
     declined_content,
@@ -49,6 +56,7 @@ class Instruction:
     server_round: int
     proximal_mu: float
     rounds_trained: int
+    aggregation_weight: float
 
     @staticmethod
     def parse(record: ConfigRecord) -> Instruction:
@@ -57,6 +65,7 @@ class Instruction:
             server_round=int(record[SERVER_ROUND]),  # type: ignore[arg-type]
             proximal_mu=float(record.get(PROXIMAL_MU, 0.0)),  # type: ignore[arg-type]
             rounds_trained=int(record.get(ROUNDS_TRAINED, 0)),  # type: ignore[arg-type]
+            aggregation_weight=float(record.get(AGGREGATION_WEIGHT, 1.0)),  # type: ignore[arg-type]
         )
 
 
@@ -104,9 +113,30 @@ def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
             last_change=last_change,
             server_round=instruction.server_round,
         )
-    reply[ARRAYS] = arrays
+    if site.config.crypto.name == "ckks":
+        start = time.perf_counter()
+        reply[ENCRYPTED_UPDATE] = _encrypted_update(site, global_arrays, arrays, instruction)
+        reply[TIMING] = ConfigRecord({"encrypt-seconds": time.perf_counter() - start})
+    else:
+        reply[ARRAYS] = arrays
     reply[METRICS] = metrics.to_record()
     return reply
+
+
+@functools.lru_cache(maxsize=4)
+def _public_context(path: Path) -> CkksContext:
+    return load_key_file(path, expect="public")
+
+
+def _encrypted_update(
+    site: Site, global_arrays: ArrayRecord, local: ArrayRecord, instruction: Instruction
+) -> ConfigRecord:
+    """``p_i (w_i - w_t)`` encrypted with the curator's public key (DP, if any, came first)."""
+    layout = ParamLayout.of(global_arrays)
+    update = layout.flatten(local) - layout.flatten(global_arrays)
+    context = _public_context(site.public_context_path())
+    encrypted = encrypt_vector(instruction.aggregation_weight * update, context)
+    return ConfigRecord(to_wire(encrypted))  # type: ignore[arg-type]
 
 
 def _probe_without_training(model: nn.Module, data: ArrayDataset) -> TrainMetrics:

@@ -13,6 +13,13 @@ after them. In deployment everything comes from the SuperNode's
     The owner's CSV / NPZ file (see :mod:`fedcurate.data.sites`).
 ``state-dir``
     Where the site keeps its own state between rounds and restarts.
+``public-context``
+    With ``crypto=ckks``: the CKKS public context the owner encrypts with,
+    provisioned by the curator (``fedcurate keys init``), never taken from the server.
+``secret-context``, ``validation-path``
+    The curator's CKKS secret context (mode 0600) and its validation data file.
+
+A simulation keeps keys in ``crypto.key_dir`` or ``RUN_DIR/keys``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 from flwr.app import Context
 
 from fedcurate.config import RUN_CONFIG_RUN_DIR, Config, ConfigError, config_from_run_config
+from fedcurate.crypto import PUBLIC_KEY_FILE, SECRET_KEY_FILE
 from fedcurate.data import ArrayDataset, build_federation, load_site_file, owner_name
 from fedcurate.data.federation import dataset_spec, split_owner_data
 from fedcurate.protocol import ROLE_CURATOR, ROLE_OWNER, ROLES
@@ -40,6 +48,8 @@ class Site:
     state_dir: Path
     owner_index: int | None
     data_path: Path | None
+    key_dir: Path | None = None
+    node_config: dict[str, str] | None = None
 
     @property
     def simulated(self) -> bool:
@@ -55,6 +65,38 @@ class Site:
         assert self.owner_index is not None
         owner = build_federation(self.config).owners[self.owner_index]
         return owner.train, owner.test
+
+    def validation_data(self) -> ArrayDataset:
+        """The curator's validation split (never seen by an owner)."""
+        path = self._deployed("validation-path")
+        if path is None:
+            return build_federation(self.config).validation
+        spec = dataset_spec(self.config)
+        return _load_cached(path, spec.num_classes, spec.input_shape, self.config)
+
+    def public_context_path(self) -> Path:
+        """The CKKS public context this node encrypts or computes with."""
+        return self._deployed("public-context") or self._key_dir() / PUBLIC_KEY_FILE
+
+    def secret_context_path(self) -> Path:
+        """The curator's CKKS secret context."""
+        return self._deployed("secret-context") or self._key_dir() / SECRET_KEY_FILE
+
+    def _deployed(self, key: str) -> Path | None:
+        if self.node_config is None:
+            return None
+        if key not in self.node_config:
+            raise ConfigError(f"node-config of '{self.name}' lacks '{key}'")
+        return Path(self.node_config[key])
+
+    def _key_dir(self) -> Path:
+        assert self.key_dir is not None
+        return self.key_dir
+
+
+def simulation_key_dir(config: Config, run_dir: Path) -> Path:
+    """Where a simulation keeps its CKKS keys."""
+    return Path(config.crypto.key_dir) if config.crypto.key_dir else run_dir / "keys"
 
 
 _DATA_CACHE: dict[tuple[Path, int, tuple[int, ...], str], ArrayDataset] = {}
@@ -95,6 +137,7 @@ def resolve_site(context: Context) -> Site:
         state_dir=Path(str(node["state-dir"])),
         owner_index=None,
         data_path=Path(str(data_path)) if data_path else None,
+        node_config={str(k): str(v) for k, v in node.items()},
     )
 
 
@@ -104,4 +147,5 @@ def _simulated_site(config: Config, partition: int, context: Context) -> Site:
         name, role, index = owner_name(partition), ROLE_OWNER, partition
     else:
         name, role, index = ROLE_CURATOR, ROLE_CURATOR, None
-    return Site(role, name, config, run_dir / "sites" / name, index, None)
+    key_dir = simulation_key_dir(config, run_dir)
+    return Site(role, name, config, run_dir / "sites" / name, index, None, key_dir)

@@ -167,9 +167,9 @@ class CuratorConfig:
     exclusion_outlier_threshold: float = 3.0
     weight_floor: float = 0.1
     newcomer_weight: float = 1.0
-    reputation_decay: float = 0.8
-    quarantine_below: float = 0.3
-    readmit_above: float = 0.5
+    reputation_decay: float = 0.9
+    quarantine_below: float = 0.2
+    readmit_above: float = 0.4
 
 
 @dataclass
@@ -399,3 +399,44 @@ def validate(config: Config) -> None:
     if corruption.owners is not None:
         bad = [o for o in corruption.owners if not 0 <= o < config.num_clients]
         _require(not bad, "corruption.owners", f"{bad} outside 0..{config.num_clients - 1}")
+    _validate_components(config)
+
+
+#: Strategies that need every update in the clear (they compare updates).
+PLAINTEXT_ONLY_STRATEGIES = ("fedmedian", "fedtrimmedavg", "krum", "multikrum")
+
+
+def _validate_components(config: Config) -> None:
+    """Each concern's own checks, and the combinations that cannot work."""
+    _require(
+        config.privacy.name in {"none", "dp_sgd"},
+        "privacy",
+        f"'{config.privacy.name}' is not one of none, dp_sgd",
+    )
+    _require(config.crypto.name in {"none", "ckks"}, "crypto", "use none or ckks")
+    if config.privacy.name == "dp_sgd":
+        from fedcurate.privacy import validate_privacy_config
+
+        validate_privacy_config(config.privacy)
+    if config.crypto.name == "ckks":
+        _require(
+            config.strategy.name not in PLAINTEXT_ONLY_STRATEGIES,
+            f"strategy={config.strategy.name}",
+            "compares individual updates, which crypto=ckks hides from the server; "
+            "use fedavg, fedprox, fedadam, fedyogi or fedavgm",
+        )
+        _require(
+            config.curator.name in {"none", "first_order"},
+            f"curator={config.curator.name}",
+            "needs every update in plaintext; under crypto=ckks the curator only sees "
+            "scalar scores: use curator=first_order (or crypto=none for coalition methods)",
+        )
+    if config.curator.name != "none":
+        from fedcurate.curation.settings import check_curator_config
+
+        check_curator_config(config.curator)
+        _require(
+            config.dataset.validation_fraction > 0 or config.dataset.name == "site",
+            "dataset.validation_fraction",
+            "the curator needs a validation split (> 0)",
+        )

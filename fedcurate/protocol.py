@@ -15,6 +15,8 @@ from typing import Any
 
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
+from fedcurate.curation.curator import Decision
+
 ARRAYS = "arrays"
 CONFIG = "config"
 METRICS = "metrics"
@@ -26,9 +28,19 @@ PROXIMAL_MU = "proximal-mu"
 
 STATUS = "status"
 PRIVACY = "privacy"
+TIMING = "timing"
 ROUNDS_TRAINED = "rounds-trained"
+AGGREGATION_WEIGHT = "aggregation-weight"
+ENCRYPTED_UPDATE = "encrypted-update"
 
 DESCRIBE = "query.describe"
+
+# What the server asks of the curator node (the CKKS secret-key holder).
+CURATOR_PUBLIC_CONTEXT = "query.public_context"
+CURATOR_GRADIENT = "query.validation_gradient"
+CURATOR_ASSESS = "query.assess_scores"
+CURATOR_DECRYPT = "query.decrypt_aggregate"
+CURATOR_VALIDATE = "query.validate"
 
 ROLE_OWNER = "owner"
 ROLE_CURATOR = "curator"
@@ -41,28 +53,39 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class NodeDescription:
-    """A node's answer to ``query.describe``: who it is."""
+    """A node's answer to ``query.describe``: who it is and how much data it trains on.
+
+    The example count is the weight FedAvg gives the owner; it is public
+    metadata in every FedAvg deployment (it travels with each update anyway).
+    """
 
     role: str
     name: str
+    num_examples: int = 0
 
     def to_content(self) -> RecordDict:
         """As message content."""
-        return RecordDict({NODE: ConfigRecord({"role": self.role, "name": self.name})})
+        record = ConfigRecord(
+            {"role": self.role, "name": self.name, NUM_EXAMPLES: self.num_examples}
+        )
+        return RecordDict({NODE: record})
 
     @staticmethod
     def from_content(content: RecordDict) -> NodeDescription:
         """Parse and validate a ``query.describe`` reply."""
         try:
-            record = content[NODE]
+            record = content.config_records[NODE]
             role, name = str(record["role"]), str(record["name"])
-        except KeyError as error:
-            raise ProtocolError(f"describe reply lacks {error}") from None
+            num_examples = int(record.get(NUM_EXAMPLES, 0))  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ProtocolError(f"describe reply lacks or mangles {error}") from None
         if role not in ROLES:
             raise ProtocolError(f"unknown role '{role}' (expected one of {ROLES})")
         if not name:
             raise ProtocolError("describe reply has an empty name")
-        return NodeDescription(role, name)
+        if role == ROLE_OWNER and num_examples <= 0:
+            raise ProtocolError(f"owner '{name}' reports {num_examples} examples")
+        return NodeDescription(role, name, num_examples)
 
 
 @dataclass(frozen=True)
@@ -154,3 +177,68 @@ def _read_fields(wanted: list[Field[Any]], record: MetricRecord) -> dict[str, fl
             raise ProtocolError(f"metric '{key}' is not a finite number: {value!r}")
         values[field.name] = int(value) if field.type in ("int", int) else float(value)
     return values
+
+
+@dataclass(frozen=True)
+class CuratorVerdict:
+    """The curator's :class:`~fedcurate.curation.Decision` on a round, as it crosses the wire.
+
+    ``ledger_json`` is the curator's ``ledger.json`` content after the round.
+    """
+
+    decision: Decision
+    ledger_json: str
+
+    def to_content(self) -> RecordDict:
+        """As message content (parallel lists keyed by owner, sorted)."""
+        decision = self.decision
+        owners = sorted(decision.values)
+        record = ConfigRecord(
+            {
+                "round": decision.round,
+                "method": decision.method,
+                "utility": decision.utility,
+                "evaluations": decision.evaluations,
+                "note": decision.note,
+                "owners": owners,
+                "values": [float(decision.values[o]) for o in owners],
+                "weights": [float(decision.weights[o]) for o in owners],
+                "reasons": [decision.reasons[o] for o in owners],
+                "ledger": self.ledger_json,
+            }
+        )
+        return RecordDict({"verdict": record})
+
+    @staticmethod
+    def from_content(content: RecordDict) -> CuratorVerdict:
+        """Parse and validate a verdict (every owner has a value, weight and reason)."""
+        try:
+            record = content.config_records["verdict"]
+            owners = [str(o) for o in _list(record["owners"])]
+            values = [float(v) for v in _list(record["values"])]
+            weights = [float(w) for w in _list(record["weights"])]
+            reasons = [str(r) for r in _list(record["reasons"])]
+            header = {k: record[k] for k in ("round", "method", "utility", "evaluations", "note")}
+        except (KeyError, TypeError, ValueError) as error:
+            raise ProtocolError(f"curator verdict lacks or mangles {error}") from None
+        if not len(owners) == len(values) == len(weights) == len(reasons):
+            raise ProtocolError("curator verdict columns differ in length")
+        if any(not math.isfinite(w) or w < 0 for w in weights):
+            raise ProtocolError(f"curator verdict has invalid weights {weights}")
+        decision = Decision(
+            round=int(header["round"]),  # type: ignore[arg-type]
+            method=str(header["method"]),
+            utility=str(header["utility"]),
+            values=dict(zip(owners, values, strict=True)),
+            weights=dict(zip(owners, weights, strict=True)),
+            reasons=dict(zip(owners, reasons, strict=True)),
+            evaluations=int(header["evaluations"]),  # type: ignore[arg-type]
+            note=str(header["note"]),
+        )
+        return CuratorVerdict(decision, str(record["ledger"]))
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value

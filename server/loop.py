@@ -2,80 +2,51 @@
 
 Flower's ``Strategy.start()`` has no per-round hook, no checkpoint and always
 counts from round 1, so fedcurate drives the strategy's ``configure_*`` /
-``aggregate_*`` methods itself. One round:
+``aggregate_*`` methods itself. One round (DESIGN.md section 2):
 
-1. sample owners by name with a generator seeded by ``(seed, round)``;
-2. ``configure_train`` on a grid restricted to them, send, collect replies;
-3. drop failed or invalid replies with a logged reason (retry or stop when too
-   few remain: never continue silently with the old model);
-4. ``aggregate_train`` over the accepted replies, sorted by owner name so the
-   floating-point sum is the same on every backend;
-5. central evaluation on the held-out test set, federated evaluation on owners;
-6. checkpoint, metrics record, progress line.
+1. sample owners by name with a generator seeded by ``(seed, round)`` and ask
+   them to train (:mod:`server.train_phase`);
+2. sort replies into accepted / failed / rejected / declined, with reasons;
+3. value and select owners (curator) and aggregate, in plaintext or under CKKS
+   (:mod:`server.aggregation`), through the strategy's ``aggregate_train``;
+4. evaluate on the test set, the curator's validation split and the owners
+   (:mod:`server.evaluation`); keep the best model by validation accuracy;
+5. checkpoint everything, append the round's record, print a progress line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord
 from flwr.serverapp import Grid
 
 from fedcurate.config import Config, config_to_dict
-from fedcurate.data import ArrayDataset, build_federation, owner_name
-from fedcurate.io import atomic_write_pickle
-from fedcurate.models import ParamLayout, build_model, load_record, model_to_record
-from fedcurate.protocol import (
-    CONFIG,
-    METRICS,
-    PRIVACY,
-    ROUNDS_TRAINED,
-    EvalMetrics,
-    ProtocolError,
-    declined_reason,
-)
+from fedcurate.crypto import resolve_preset
+from fedcurate.data import build_federation, owner_name
+from fedcurate.io import atomic_write_pickle, atomic_write_text
+from fedcurate.models import ParamLayout, build_model, model_to_record
+from fedcurate.protocol import METRICS, TrainMetrics
 from fedcurate.reporting import RoundProgress, RunOutputs
-from fedcurate.reporting.report import render_report
-from fedcurate.seeding import numpy_rng
-from fedcurate.training import evaluate
+from fedcurate.reporting.report import LEDGER_FILE, render_report
+from server.aggregation import Aggregate, EncryptedAggregation, PlaintextAggregation
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
-from server.grids import SubsetGrid, content_bytes
+from server.curator_link import CuratorNode, InProcessCurator
+from server.evaluation import Evaluations, Metrics
 from server.nodes import NodeDirectory, discover_nodes
 from server.privacy import PrivacyMonitor
 from server.strategies import build_strategy, load_strategy_state_dict, strategy_state_dict
-from server.validation import check_plain_update, check_train_metrics
+from server.train_phase import RunStoppedError, TrainPhase, TrainRequest
 
 log = logging.getLogger(__name__)
 
-
-class RoundFailedError(RuntimeError):
-    """A round kept getting too few valid replies; the run stops rather than stall."""
-
-
-class RunStoppedError(RuntimeError):
-    """The run cannot go on by design (e.g. every owner's privacy budget is spent)."""
-
-
-@dataclass
-class TrainPhase:
-    """What came back from the owners asked to train in one round."""
-
-    sampled: list[str]
-    accepted: list[Message] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    rejected: dict[str, str] = field(default_factory=dict)
-    declined: dict[str, str] = field(default_factory=dict)
-    bytes_down: int = 0
-    bytes_up: int = 0
-    attempts: int = 1
-
-    def problems(self) -> str:
-        """Every owner that did not contribute, and why."""
-        return f"failed: {self.failed}; rejected: {self.rejected}; declined: {self.declined}"
+Pipeline = PlaintextAggregation | EncryptedAggregation
 
 
 @dataclass
@@ -90,17 +61,24 @@ class RunTotals:
     best_accuracy: float = float("-inf")
     best_score: float = float("-inf")
     updates_received: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data copy."""
         state = dict(vars(self))
         state["updates_received"] = dict(self.updates_received)
+        state["seconds"] = dict(self.seconds)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
         for key, value in state.items():
             setattr(self, key, value)
+
+
+def needs_curator_node(config: Config) -> bool:
+    """Whether the run has a curator node: it holds the CKKS secret key."""
+    return config.crypto.name == "ckks"
 
 
 class FederatedRun:
@@ -129,7 +107,13 @@ class FederatedRun:
         self.totals = RunTotals()
         self.privacy = PrivacyMonitor(config)
         self.progress = RoundProgress(config.num_rounds)
+        self.in_process_curator = (
+            InProcessCurator(config, self.federation)
+            if config.curator.name != "none" and not needs_curator_node(config)
+            else None
+        )
         self.nodes = NodeDirectory()
+        self.ledger: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
@@ -139,25 +123,46 @@ class FederatedRun:
         self.nodes = discover_nodes(
             self.grid,
             self.config.num_clients,
-            need_curator=False,
+            need_curator=needs_curator_node(self.config),
             timeout=self.config.round_timeout,
         )
+        node = self._curator_node()
+        pipeline = self._pipeline(node)
+        evaluations = Evaluations(self.config, self.model, self.federation, node)
         last, status = state, "completed"
         for server_round in range(state.round + 1, self.config.num_rounds + 1):
             try:
-                last = self._run_round(server_round, last)
+                last = self._run_round(server_round, last, pipeline, evaluations)
             except RunStoppedError as stop:
                 status = f"stopped: {stop}"
                 self.progress.message(f"run stopped early: {stop}")
                 break
             last.wall_seconds = state.wall_seconds + time.perf_counter() - started
             self.checkpoints.save(last)
-            self.outputs.write_summary(self._summary(last, status="running"))
+            self.outputs.write_summary(self._summary(last, evaluations, status="running"))
         last.wall_seconds = state.wall_seconds + time.perf_counter() - started
-        summary = self._summary(last, status=status)
+        summary = self._summary(last, evaluations, status=status)
         self.outputs.write_summary(summary)
         render_report(self.outputs.run_dir)
         return summary
+
+    def _curator_node(self) -> CuratorNode | None:
+        if self.nodes.curator is None:
+            return None
+        return CuratorNode(self.grid, self.nodes.curator, self.config.round_timeout)
+
+    def _pipeline(self, node: CuratorNode | None) -> Pipeline:
+        if node is None:
+            return PlaintextAggregation(self.strategy, self.layout, self.in_process_curator)
+        context = node.public_context()
+        scoring = self.config.curator.name == "first_order"
+        expected = resolve_preset(self.config.crypto.preset, encrypted_scoring=scoring)
+        if context.preset.name != expected.name:
+            raise ValueError(
+                f"the curator's key uses preset '{context.preset.name}', this run needs "
+                f"'{expected.name}' (crypto.preset={self.config.crypto.preset}); provision new keys"
+            )
+        return EncryptedAggregation(self.strategy, self.layout, context, node, scoring)
 
     def _restore(self) -> ServerState:
         state = self.checkpoints.load_latest()
@@ -170,205 +175,102 @@ class FederatedRun:
         load_strategy_state_dict(self.strategy, state.strategy)
         self.totals.load_state_dict(state.components["totals"])
         self.privacy.load_state_dict(state.components["privacy"])
+        if self.in_process_curator is not None:
+            self.in_process_curator.load_state_dict(state.components["curator"])
+        self.ledger = state.components.get("ledger")
         self.outputs.truncate_metrics(state.round)
         return state
 
     # ---------------------------------------------------------------- round
-    def _run_round(self, server_round: int, state: ServerState) -> ServerState:
+    def _run_round(
+        self,
+        server_round: int,
+        state: ServerState,
+        pipeline: Pipeline,
+        evaluations: Evaluations,
+    ) -> ServerState:
         start = time.perf_counter()
-        phase = self._train_phase(server_round, state.arrays)
-        arrays, train_metrics = self.strategy.aggregate_train(server_round, phase.accepted)
-        if arrays is None:
-            raise RoundFailedError(f"round {server_round}: the strategy produced no model")
-        central = self._evaluate(arrays, self.federation.test)
-        validation = self._evaluate(arrays, self.federation.validation)
-        federated = self._federated_evaluation(server_round, arrays)
-        self._update_totals(server_round, phase)
-        self._select_model(server_round, arrays, central, validation)
-        record = self._round_record(
-            server_round,
-            phase=phase,
-            train_metrics=train_metrics,
-            central=central,
-            federated=federated,
-            start=start,
+        request = TrainRequest(
+            self.config, self.grid, self.nodes, self.privacy, self.totals.updates_received
         )
-        record["validation"] = validation
-        record["declined"] = phase.declined
-        record["privacy"] = self.privacy.round_record()
+        phase = request.run(
+            server_round,
+            self.strategy,
+            state.arrays,
+            pipeline.check,
+            self._weight_assigner(pipeline),
+        )
+        outcome = pipeline.aggregate(server_round, phase.accepted, state.arrays)
+        arrays = outcome.arrays
+        central = evaluations.central(arrays)
+        validation = evaluations.validation(server_round, arrays)
+        federated = evaluations.federated(
+            server_round, arrays, self.grid, self.nodes, self.strategy
+        )
+        self._update_totals(phase, outcome)
+        self._select_model(server_round, arrays, central, validation)
+        record = self._round_record(server_round, phase, outcome, start)
+        record.update(central=central, validation=validation, federated=federated)
         self.outputs.append_metrics(record)
         self.progress.round_done(record)
         return ServerState(
             round=server_round,
             arrays=_picklable(arrays),
             strategy=strategy_state_dict(self.strategy),
-            components={"totals": self.totals.state_dict(), "privacy": self.privacy.state_dict()},
+            components=self._components(),
         )
 
-    def _sample_owners(self, server_round: int, fraction: float, purpose: str) -> list[str]:
-        names = self.nodes.owner_names
-        count = min(len(names), max(1, round(fraction * len(names))))
-        rng = numpy_rng(self.config.seed, purpose, server_round)
-        return sorted(str(n) for n in rng.choice(names, size=count, replace=False))
-
-    def _train_phase(self, server_round: int, arrays: ArrayRecord) -> TrainPhase:
-        sampled = self._sample_owners(server_round, self.config.fraction_train, "sample-train")
-        for attempt in range(1, self.config.round_retries + 2):
-            phase = self._ask_to_train(server_round, arrays, sampled)
-            phase.attempts = attempt
-            if len(phase.accepted) >= self.config.min_train_replies:
-                return phase
-            if not phase.failed and not phase.rejected:
-                raise RunStoppedError(
-                    f"round {server_round}: every sampled owner declined to train "
-                    f"({phase.declined})"
-                )
-            log.warning(
-                "round %d attempt %d: %d valid replies, need %d (%s)",
-                server_round,
-                attempt,
-                len(phase.accepted),
-                self.config.min_train_replies,
-                phase.problems(),
-            )
-        raise RoundFailedError(
-            f"round {server_round}: {len(phase.accepted)} valid replies after "
-            f"{phase.attempts} attempts, min_train_replies={self.config.min_train_replies}; "
-            f"{phase.problems()}"
-        )
-
-    def _ask_to_train(
-        self, server_round: int, arrays: ArrayRecord, sampled: list[str]
-    ) -> TrainPhase:
-        phase = TrainPhase(sampled=sampled)
-        view = SubsetGrid(self.grid, [self.nodes.owners[name] for name in sampled])
-        messages = [
-            self._personalise(message)
-            for message in self.strategy.configure_train(server_round, arrays, ConfigRecord(), view)
-        ]
-        phase.bytes_down = sum(content_bytes(m.content) for m in messages)
-        replies = list(self.grid.send_and_receive(messages, timeout=self.config.round_timeout))
-        by_name: dict[str, Message] = {}
-        for reply in replies:
-            name = self.nodes.name_of(reply.metadata.src_node_id)
-            if reply.has_error():
-                phase.failed[name] = f"error reply: {reply.error.reason}"
-                continue
-            phase.bytes_up += content_bytes(reply.content)
-            if self._declined(server_round, name, reply.content, phase):
-                continue
-            self.totals.updates_received[name] = self.totals.updates_received.get(name, 0) + 1
-            problem = self._check_train_reply(reply.content)
-            if problem:
-                phase.rejected[name] = problem
-                log.warning("round %d: rejected reply of %s: %s", server_round, name, problem)
-            else:
-                by_name[name] = reply
-        answered = (
-            by_name.keys() | phase.failed.keys() | phase.rejected.keys() | phase.declined.keys()
-        )
-        for name in sampled:
-            if name not in answered:
-                phase.failed[name] = f"no reply within {self.config.round_timeout:.0f}s"
-        phase.accepted = [by_name[name] for name in sorted(by_name)]
-        return phase
-
-    def _personalise(self, message: Message) -> Message:
-        """A message of its own for one owner (Flower's strategies share one RecordDict).
-
-        Each owner is told how many of its updates the server has received, so an
-        owner that lost its privacy ledger cannot silently restart its budget.
-        """
-        name = self.nodes.name_of(message.metadata.dst_node_id)
-        content = message.content
-        config = ConfigRecord(dict(content.config_records[CONFIG]))
-        config[ROUNDS_TRAINED] = self.totals.updates_received.get(name, 0)
-        personal = RecordDict({**content.array_records, CONFIG: config})
-        return Message(
-            personal,
-            dst_node_id=message.metadata.dst_node_id,
-            message_type=message.metadata.message_type,
-        )
-
-    def _declined(
-        self, server_round: int, name: str, content: RecordDict, phase: TrainPhase
-    ) -> bool:
-        """Record an owner's privacy summary; ``True`` when it declined to train."""
-        reason = declined_reason(content)
-        if PRIVACY in content.config_records:
-            self.privacy.observe(
-                name, content.config_records[PRIVACY], server_round, reason is not None
-            )
-        if reason is not None:
-            phase.declined[name] = reason
-            log.info("round %d: %s declined: %s", server_round, name, reason)
-        return reason is not None
-
-    def _check_train_reply(self, content: RecordDict) -> str | None:
-        """Why a train reply cannot be aggregated, or ``None`` when it can."""
-        with_data_metrics = not self.privacy.enabled
-        return check_train_metrics(content, with_data_metrics) or check_plain_update(
-            content, self.layout
-        )
-
-    # ----------------------------------------------------------- evaluation
-    def _evaluate(self, arrays: ArrayRecord, data: ArrayDataset) -> dict[str, float] | None:
-        if len(data) == 0:
+    def _weight_assigner(
+        self, pipeline: Pipeline
+    ) -> Callable[[list[str]], dict[str, float]] | None:
+        """Under encryption owners weight their own update: ``p_i = n_i / Σ_sampled n_j``."""
+        if not isinstance(pipeline, EncryptedAggregation):
             return None
-        load_record(self.model, arrays)
-        result = evaluate(self.model, data)
-        return {"loss": result.loss, "accuracy": result.accuracy}
+        examples = self.nodes.examples
 
-    def _federated_evaluation(
-        self, server_round: int, arrays: ArrayRecord
-    ) -> dict[str, Any] | None:
-        due = (
-            server_round % self.config.evaluate_every == 0 or server_round == self.config.num_rounds
-        )
-        if self.config.fraction_evaluate == 0.0 or not due or self.privacy.enabled:
-            return None
-        sampled = self._sample_owners(server_round, self.config.fraction_evaluate, "sample-eval")
-        view = SubsetGrid(self.grid, [self.nodes.owners[name] for name in sampled])
-        messages = list(
-            self.strategy.configure_evaluate(server_round, arrays, ConfigRecord(), view)
-        )
-        replies = self.grid.send_and_receive(messages, timeout=self.config.round_timeout)
-        per_owner: dict[str, dict[str, float]] = {}
-        valid: list[Message] = []
-        for reply in replies:
-            name = self.nodes.name_of(reply.metadata.src_node_id)
-            if reply.has_error() or METRICS not in reply.content.metric_records:
-                continue
-            try:
-                metrics = EvalMetrics.from_record(reply.content.metric_records[METRICS])
-            except ProtocolError as error:
-                log.warning("round %d: ignored evaluation of %s: %s", server_round, name, error)
-                continue
-            per_owner[name] = {"loss": metrics.loss, "accuracy": metrics.accuracy}
-            valid.append(reply)
-        aggregate = self.strategy.aggregate_evaluate(server_round, valid) if valid else None
-        if aggregate is None:
-            return None
-        return {
-            "loss": float(_scalar(aggregate, "loss")),
-            "accuracy": float(_scalar(aggregate, "accuracy")),
-            "per_owner": dict(sorted(per_owner.items())),
+        def assign(sampled: list[str]) -> dict[str, float]:
+            return pipeline.assign_weights({name: examples[name] for name in sampled})
+
+        return assign
+
+    def _components(self) -> dict[str, Any]:
+        components: dict[str, Any] = {
+            "totals": self.totals.state_dict(),
+            "privacy": self.privacy.state_dict(),
+            "ledger": self.ledger,
         }
+        if self.in_process_curator is not None:
+            components["curator"] = self.in_process_curator.state_dict()
+        return components
 
     # -------------------------------------------------------------- records
-    def _update_totals(self, server_round: int, phase: TrainPhase) -> None:
+    def _update_totals(self, phase: TrainPhase, outcome: Aggregate) -> None:
         totals = self.totals
         totals.bytes_up += phase.bytes_up
         totals.bytes_down += phase.bytes_down
         totals.train_bytes_up += phase.bytes_up
         totals.train_replies += len(phase.accepted) + len(phase.rejected)
+        for stage, seconds in self._round_seconds(phase, outcome).items():
+            totals.seconds[stage] = totals.seconds.get(stage, 0.0) + seconds
+        if outcome.verdict is not None:
+            self.ledger = json.loads(outcome.verdict.ledger_json)
+            atomic_write_text(self.outputs.run_dir / LEDGER_FILE, outcome.verdict.ledger_json)
+
+    @staticmethod
+    def _round_seconds(phase: TrainPhase, outcome: Aggregate) -> dict[str, float]:
+        """Seconds per stage; ``train`` is the owners' summed local training time."""
+        train = sum(
+            TrainMetrics.from_record(reply.content.metric_records[METRICS]).train_seconds
+            for reply in phase.accepted.values()
+        )
+        return {"train": train, **outcome.seconds}
 
     def _select_model(
         self,
         server_round: int,
         arrays: ArrayRecord,
-        central: dict[str, float] | None,
-        validation: dict[str, float] | None,
+        central: Metrics | None,
+        validation: Metrics | None,
     ) -> None:
         """Keep the best model by the curator's validation accuracy.
 
@@ -386,41 +288,30 @@ class FederatedRun:
         )
 
     def _round_record(
-        self,
-        server_round: int,
-        *,
-        phase: TrainPhase,
-        train_metrics: MetricRecord | None,
-        central: dict[str, float] | None,
-        federated: dict[str, Any] | None,
-        start: float,
+        self, server_round: int, phase: TrainPhase, outcome: Aggregate, start: float
     ) -> dict[str, Any]:
-        replied = [self.nodes.name_of(m.metadata.src_node_id) for m in phase.accepted]
         return {
             "round": server_round,
             "sampled": phase.sampled,
-            "replied": replied,
+            "replied": list(phase.accepted),
             "failed": phase.failed,
             "rejected": phase.rejected,
+            "declined": phase.declined,
             "attempts": phase.attempts,
-            "train": dict(train_metrics) if train_metrics else {},
-            "central": central,
-            "federated": federated,
+            "train": dict(outcome.train_metrics) if outcome.train_metrics else {},
+            "curator": outcome.verdict.decision.to_record() if outcome.verdict else None,
+            "privacy": self.privacy.round_record(),
             "bytes_up": phase.bytes_up,
             "bytes_down": phase.bytes_down,
+            "seconds": self._round_seconds(phase, outcome),
             "round_seconds": time.perf_counter() - start,
         }
 
-    def _summary(self, state: ServerState, status: str) -> dict[str, Any]:
+    def _summary(self, state: ServerState, evaluations: Evaluations, status: str) -> dict[str, Any]:
         records = self.outputs.read_metrics()
-        by_validation = len(self.federation.validation) > 0
         final = (records[-1]["central"] if records else None) or {"loss": None, "accuracy": None}
         totals = self.totals
-        per_param = (
-            totals.train_bytes_up / (totals.train_replies * self.layout.size)
-            if totals.train_replies
-            else None
-        )
+        by_validation = evaluations.has_validation
         return {
             "status": status,
             "rounds_completed": state.round,
@@ -437,17 +328,45 @@ class FederatedRun:
             },
             "validation": records[-1].get("validation") if records else None,
             "wall_seconds": state.wall_seconds,
-            "communication": {
-                "bytes_up": totals.bytes_up,
-                "bytes_down": totals.bytes_down,
-                "bytes_up_per_param": per_param,
-            },
+            "communication": self._communication(),
+            "timing": dict(totals.seconds),
             "privacy": self.privacy.summary(),
-            "curator": None,
+            "curator": self._curator_summary(),
             "corruption": {
                 owner_name(i): kind for i, kind in sorted(self.federation.corruption.items())
             },
             "config": config_to_dict(self.config),
+        }
+
+    def _communication(self) -> dict[str, Any]:
+        totals = self.totals
+        per_param = (
+            totals.train_bytes_up / (totals.train_replies * self.layout.size)
+            if totals.train_replies
+            else None
+        )
+        return {
+            "bytes_up": totals.bytes_up,
+            "bytes_down": totals.bytes_down,
+            "bytes_up_per_param": per_param,
+        }
+
+    def _curator_summary(self) -> dict[str, Any] | None:
+        if self.config.curator.name == "none" or self.ledger is None:
+            return None
+        rounds = self.ledger.get("rounds") or []
+        last_seen: dict[str, dict[str, Any]] = {}
+        for entry in rounds:
+            last_seen.update(entry["owners"])
+        return {
+            "method": self.config.curator.name,
+            "policy": self.config.curator.policy,
+            "values": self.ledger.get("cumulative", {}),
+            "reward_shares": self.ledger.get("reward_shares", {}),
+            "excluded": {
+                name: owner["reason"] for name, owner in last_seen.items() if not owner["included"]
+            },
+            "evaluations": sum(entry["evaluations"] for entry in rounds),
         }
 
 
@@ -466,10 +385,3 @@ def _picklable(arrays: ArrayRecord) -> ArrayRecord:
             for name, array in arrays.items()
         }
     )
-
-
-def _scalar(record: MetricRecord, key: str) -> float:
-    value = record[key]
-    if isinstance(value, list):
-        raise ProtocolError(f"aggregated metric '{key}' is a list")
-    return float(value)

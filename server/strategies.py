@@ -30,9 +30,6 @@ from fedcurate.config import Config, ConfigError
 #: Attributes of Flower's strategies that change from round to round.
 STATEFUL_ATTRIBUTES = ("current_arrays", "m_t", "v_t", "momentum_vector")
 
-#: Strategies that need every individual update in the clear.
-ROBUST_STRATEGIES = ("fedmedian", "fedtrimmedavg", "krum", "multikrum")
-
 
 def _sampling(config: Config) -> dict[str, Any]:
     return {

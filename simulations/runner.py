@@ -13,9 +13,12 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 from omegaconf import OmegaConf
 
 from clients.app import app as client_app
+from clients.site import simulation_key_dir
 from fedcurate.config import RUN_CONFIG_OVERRIDES, RUN_CONFIG_RUN_DIR, Config
+from fedcurate.crypto import SECRET_KEY_FILE, keys_init
 from fedcurate.reporting import RunOutputs
 from server.app import app as server_app
+from server.loop import needs_curator_node
 from simulations.inprocess import InProcessGrid, simulation_node_configs
 
 #: The project directory (pyproject.toml, conf/), for Flower's engine.
@@ -23,8 +26,22 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def num_nodes(config: Config) -> int:
-    """Virtual nodes of a simulation: the owners (the curator node comes later)."""
-    return config.num_clients
+    """Virtual nodes of a simulation: the owners, then the curator node if any."""
+    return config.num_clients + int(needs_curator_node(config))
+
+
+def provision_keys(config: Config, run_dir: Path) -> None:
+    """The curator's CKKS keys for a simulation (kept across resumption)."""
+    if config.crypto.name != "ckks":
+        return
+    key_dir = simulation_key_dir(config, run_dir)
+    if (key_dir / SECRET_KEY_FILE).exists():
+        return
+    keys_init(
+        key_dir,
+        preset=config.crypto.preset,
+        encrypted_scoring=config.curator.name == "first_order",
+    )
 
 
 def run_config_for(overrides: list[str], run_dir: Path) -> UserConfig:
@@ -49,6 +66,7 @@ def run_simulation(config: Config, overrides: list[str], run_dir: Path) -> dict[
     outputs = RunOutputs(run_dir)
     outputs.write_config(OmegaConf.to_yaml(OmegaConf.structured(config)), overrides)
     run_config = run_config_for(overrides, run_dir)
+    provision_keys(config, run_dir)
     quiet_flower_logs()
     if config.backend == "flower":
         from simulations.flower_engine import run_on_flower_engine

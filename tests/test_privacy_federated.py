@@ -63,10 +63,10 @@ def test_ledgers_survive_a_restart_and_match_an_uninterrupted_run(
     straight = simulate(tmp_path / "straight")
     original = FederatedRun._run_round
 
-    def crash_in_round_three(self: FederatedRun, server_round: int, state: Any) -> Any:
+    def crash_in_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
         if server_round == 3:
             raise KeyboardInterrupt("server killed")
-        return original(self, server_round, state)
+        return original(self, server_round, *args)
 
     monkeypatch.setattr(FederatedRun, "_run_round", crash_in_round_three)
     with pytest.raises(KeyboardInterrupt):
@@ -82,11 +82,11 @@ def test_a_lost_ledger_is_never_a_fresh_budget(
 ) -> None:
     original = FederatedRun._run_round
 
-    def lose_a_ledger_after_round_one(self: FederatedRun, server_round: int, state: Any) -> Any:
+    def lose_a_ledger_after_round_one(self: FederatedRun, server_round: int, *args: Any) -> Any:
         if server_round == 2:
             (tmp_path / "run" / "sites" / "owner-001" / "privacy-ledger.json").unlink()
             raise KeyboardInterrupt("site restarted without its ledger")
-        return original(self, server_round, state)
+        return original(self, server_round, *args)
 
     monkeypatch.setattr(FederatedRun, "_run_round", lose_a_ledger_after_round_one)
     with pytest.raises(KeyboardInterrupt):

@@ -14,8 +14,9 @@ from flwr.app import Array, ArrayRecord, Context, RecordDict
 import clients.owner
 from clients.site import Site
 from fedcurate.config import compose_config
-from server.loop import FederatedRun, RoundFailedError
+from server.loop import FederatedRun
 from server.strategies import STRATEGIES
+from server.train_phase import RoundFailedError
 from simulations.runner import run_simulation
 
 SMALL = ["num_clients=4", "num_rounds=2", "train.local_epochs=1"]
@@ -79,11 +80,11 @@ def test_resume_ends_with_the_same_model(tmp_path: Path, monkeypatch: pytest.Mon
     original = FederatedRun._run_round
     crashed: list[int] = []
 
-    def crash_in_round_three(self: FederatedRun, server_round: int, state: Any) -> Any:
+    def crash_in_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
         if server_round == 3 and not crashed:
             crashed.append(server_round)
             raise KeyboardInterrupt("stopped by the test")
-        return original(self, server_round, state)
+        return original(self, server_round, *args)
 
     monkeypatch.setattr(FederatedRun, "_run_round", crash_in_round_three)
     with pytest.raises(KeyboardInterrupt):

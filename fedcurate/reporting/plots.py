@@ -100,35 +100,42 @@ def epsilon_per_owner(records: Records, out: Path) -> Path | None:
 
 
 def contribution_heatmap(ledger: dict[str, Any] | None, out: Path) -> Path | None:
-    """Owner x round heatmap of per-round contribution values."""
+    """Owner x round heatmap of per-round credit (relative values; crossed: excluded)."""
     if not ledger or not ledger.get("rounds"):
         return None
     rounds = ledger["rounds"]
-    owners = sorted({owner for entry in rounds for owner in entry["values"]})
+    owners = sorted({owner for entry in rounds for owner in entry["owners"]})
     grid = np.full((len(owners), len(rounds)), np.nan)
+    excluded = []
     for column, entry in enumerate(rounds):
-        for owner, value in entry["values"].items():
-            grid[owners.index(owner), column] = value
-    figure, axes = plt.subplots(
-        figsize=(max(6.0, 0.35 * len(rounds) + 3), 0.35 * len(owners) + 1.8)
-    )
+        for owner, record in entry["owners"].items():
+            grid[owners.index(owner), column] = record["relative"]
+            if not record["included"]:
+                excluded.append((column, owners.index(owner)))
+    width = max(6.0, 0.35 * len(rounds) + 3)
+    figure, axes = plt.subplots(figsize=(width, 0.35 * len(owners) + 1.8))
     limit = float(np.nanmax(np.abs(grid))) or 1.0
     image = axes.imshow(grid, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit)
+    if excluded:
+        axes.scatter(*zip(*excluded, strict=True), marker="x", color="black", label="excluded")
+        axes.legend(loc="upper right", fontsize=7)
     axes.set_yticks(range(len(owners)), owners, fontsize=7)
     axes.set_xticks(range(len(rounds)), [str(e["round"]) for e in rounds], fontsize=7)
-    axes.set(xlabel="round", title=f"Contribution per round ({ledger.get('method', '')})")
-    figure.colorbar(image, ax=axes, label="value")
+    axes.set(xlabel="round", title=f"Contribution per round ({rounds[-1]['method']})")
+    figure.colorbar(image, ax=axes, label="credit (1 = an equal share)")
     return _save(figure, out / "contributions.png")
 
 
 def reward_shares(ledger: dict[str, Any] | None, out: Path) -> Path | None:
-    """Final reward shares, excluded owners marked."""
+    """Final reward shares; owners excluded in their last round are marked."""
     shares = (ledger or {}).get("reward_shares") or {}
-    if not shares:
+    if not ledger or not shares:
         return None
-    excluded = set((ledger or {}).get("excluded") or {})
+    last_seen: dict[str, dict[str, Any]] = {}
+    for entry in ledger["rounds"]:
+        last_seen.update(entry["owners"])
     owners = sorted(shares)
-    colors = ["tab:red" if o in excluded else "tab:blue" for o in owners]
+    colors = ["tab:red" if not last_seen[o]["included"] else "tab:blue" for o in owners]
     figure, axes = plt.subplots(figsize=(6.5, 3.8))
     axes.bar(owners, [shares[o] for o in owners], color=colors)
     axes.set(ylabel="reward share", title="Reward shares (red: excluded)")
