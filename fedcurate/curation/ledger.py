@@ -1,0 +1,178 @@
+"""The contribution ledger: every round's values, weights and decisions, and rewards.
+
+Raw values come in the unit of the utility that measured them (accuracy,
+negative loss, first-order loss decrease, trust), and GTG-Shapley may switch
+utility from one round to the next. So that rounds can be added up, every
+round's values are also stored as *relative values*
+``r_i = n φ_i / Σ_j |φ_j|``: shares of an equal split among the round's ``n``
+participants (an owner that contributed like every other gets 1, a harmful one
+a negative number, a null one 0). Each round thus hands out the same total of
+credit whatever its units. Cumulative values, reward shares and the policies
+all work on relative values.
+
+The ledger is the curator's only state: :meth:`ContributionLedger.state_dict`
+is plain JSON-serialisable data (Opacus-style ``state_dict`` /
+``load_state_dict``) for checkpoints, and :meth:`ContributionLedger.report` is
+what a run writes to ``ledger.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+STATE_VERSION = 1
+
+
+def relative_values(values: Mapping[str, float]) -> dict[str, float]:
+    """``n φ_i / Σ_j |φ_j|`` per owner (all 0 when every value is 0)."""
+    scale = sum(abs(float(v)) for v in values.values())
+    if scale == 0.0:
+        return dict.fromkeys(values, 0.0)
+    return {name: len(values) * float(v) / scale for name, v in values.items()}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One owner's relative value in one round."""
+
+    round: int
+    relative: float
+
+
+@dataclass(frozen=True)
+class OwnerRecord:
+    """What the curator found and decided about one owner in one round.
+
+    Attributes
+    ----------
+    value : float
+        The method's value, in the round's utility.
+    relative : float
+        The credit: the value as a share of an equal split (see
+        :func:`relative_values`), capped at 0 for a screened update.
+    weight : float
+        Aggregation weight to use (0 when excluded).
+    included : bool
+        Whether the owner's update goes into the aggregate.
+    reason : str
+        Why, in words.
+    score : float or None
+        The score the value was derived from, where it differs (first order).
+    screen : str or None
+        Why the update counts as public information (its positive credit is
+        withheld, see :mod:`fedcurate.curation.free_riding`), or ``None``.
+    """
+
+    value: float
+    relative: float
+    weight: float
+    included: bool
+    reason: str
+    score: float | None = None
+    screen: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round of the ledger."""
+
+    round: int
+    method: str
+    utility: str
+    evaluations: int
+    note: str
+    owners: dict[str, OwnerRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON-serialisable)."""
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> RoundRecord:
+        """Inverse of :meth:`to_dict`."""
+        owners = {name: OwnerRecord(**entry) for name, entry in data["owners"].items()}
+        return RoundRecord(
+            round=int(data["round"]),
+            method=str(data["method"]),
+            utility=str(data["utility"]),
+            evaluations=int(data["evaluations"]),
+            note=str(data["note"]),
+            owners=owners,
+        )
+
+
+class ContributionLedger:
+    """Append-only record of the curator's rounds, with cumulative credit and rewards."""
+
+    def __init__(self) -> None:
+        self._rounds: list[RoundRecord] = []
+
+    @property
+    def rounds(self) -> tuple[RoundRecord, ...]:
+        """Every recorded round, oldest first."""
+        return tuple(self._rounds)
+
+    def check_next(self, server_round: int) -> None:
+        """Raise ``ValueError`` unless ``server_round`` comes after the last recorded round.
+
+        A round is never recorded twice, so a resumed run cannot double-count it.
+        """
+        if self._rounds and server_round <= self._rounds[-1].round:
+            raise ValueError(
+                f"round {server_round} is not after the last recorded round "
+                f"{self._rounds[-1].round}"
+            )
+
+    def record(self, entry: RoundRecord) -> None:
+        """Append one round (see :meth:`check_next`)."""
+        self.check_next(entry.round)
+        self._rounds.append(entry)
+
+    def history(self) -> dict[str, list[Observation]]:
+        """Owner name -> its relative values, oldest first, over the rounds it took part in."""
+        history: dict[str, list[Observation]] = {}
+        for entry in self._rounds:
+            for name, owner in entry.owners.items():
+                history.setdefault(name, []).append(Observation(entry.round, owner.relative))
+        return history
+
+    def cumulative(self) -> dict[str, float]:
+        """Owner name -> sum of its relative values (equal shares earned), sorted by name."""
+        return {
+            name: sum(o.relative for o in observations)
+            for name, observations in sorted(self.history().items())
+        }
+
+    def reward_shares(self) -> dict[str, float]:
+        """Owner name -> share of the rewards: non-negative, summing to 1.
+
+        Proportional to positive cumulative credit; an owner whose credit is not
+        positive earns nothing. When nobody has positive credit yet, shares are
+        equal.
+        """
+        credit = {name: max(total, 0.0) for name, total in self.cumulative().items()}
+        total = sum(credit.values())
+        if total == 0.0:
+            return {name: 1.0 / len(credit) for name in credit} if credit else {}
+        return {name: value / total for name, value in credit.items()}
+
+    def report(self) -> dict[str, Any]:
+        """The content of ``ledger.json``: rounds, cumulative credit and reward shares."""
+        return {
+            "rounds": [entry.to_dict() for entry in self._rounds],
+            "cumulative": self.cumulative(),
+            "reward_shares": self.reward_shares(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state (everything else is derived from it)."""
+        return {"version": STATE_VERSION, "rounds": [entry.to_dict() for entry in self._rounds]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore from :meth:`state_dict`, replacing the current content."""
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"ledger state version {version} is not {STATE_VERSION}")
+        self._rounds = [RoundRecord.from_dict(entry) for entry in state["rounds"]]

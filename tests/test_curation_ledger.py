@@ -1,0 +1,65 @@
+"""The contribution ledger: JSON state round trip, credit and reward shares."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fedcurate.curation.ledger import (
+    ContributionLedger,
+    OwnerRecord,
+    RoundRecord,
+    relative_values,
+)
+
+
+def round_record(server_round: int, relatives: dict[str, float]) -> RoundRecord:
+    owners = {
+        name: OwnerRecord(
+            value=0.01 * r, relative=r, weight=1.0, included=True, reason="kept", score=None
+        )
+        for name, r in relatives.items()
+    }
+    return RoundRecord(server_round, "exact_shapley", "accuracy", 1024, "note", owners)
+
+
+def test_relative_values_are_shares_of_an_equal_split() -> None:
+    shares = relative_values({"a": 0.2, "b": 0.2, "c": -0.1})
+    assert sum(abs(v) for v in shares.values()) == pytest.approx(3.0)
+    assert shares["a"] == pytest.approx(1.2)
+    assert relative_values({"a": 0.0, "b": 0.0}) == {"a": 0.0, "b": 0.0}
+
+
+def test_state_dict_round_trips_through_json() -> None:
+    ledger = ContributionLedger()
+    ledger.record(round_record(1, {"site-x": 1.5, "site-y": 0.5}))
+    ledger.record(round_record(3, {"site-x": 1.0, "site-z": -1.0}))
+    state = json.loads(json.dumps(ledger.state_dict()))
+    restored = ContributionLedger()
+    restored.load_state_dict(state)
+    assert restored.rounds == ledger.rounds
+    assert restored.report() == ledger.report()
+    with pytest.raises(ValueError, match="version"):
+        restored.load_state_dict({"version": 99, "rounds": []})
+
+
+def test_rounds_are_recorded_once_in_order() -> None:
+    ledger = ContributionLedger()
+    ledger.record(round_record(2, {"a": 1.0}))
+    with pytest.raises(ValueError, match="not after the last recorded round 2"):
+        ledger.record(round_record(2, {"a": 1.0}))
+
+
+def test_cumulative_credit_and_reward_shares() -> None:
+    ledger = ContributionLedger()
+    assert ledger.reward_shares() == {}
+    ledger.record(round_record(1, {"a": 1.5, "b": 0.5, "rider": -1.0}))
+    ledger.record(round_record(2, {"a": 1.0, "b": 1.0, "rider": 0.0}))
+    assert ledger.cumulative() == {"a": 2.5, "b": 1.5, "rider": -1.0}
+    shares = ledger.reward_shares()
+    assert shares == {"a": pytest.approx(2.5 / 4), "b": pytest.approx(1.5 / 4), "rider": 0.0}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    nobody = ContributionLedger()
+    nobody.record(round_record(1, {"a": -1.0, "b": 0.0}))
+    assert nobody.reward_shares() == {"a": 0.5, "b": 0.5}

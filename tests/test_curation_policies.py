@@ -1,0 +1,131 @@
+"""Policies decide from evidence across rounds, with a reason for every decision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from fedcurate.config import CuratorConfig
+from fedcurate.curation.ledger import Observation
+from fedcurate.curation.policies import decide, outlier_scores, replay_reputation
+
+CONFIG = CuratorConfig(name="gtg_shapley")
+
+
+def history(**relatives: Sequence[float]) -> dict[str, list[Observation]]:
+    """Owner -> observations in rounds 1, 2, ... from lists of relative values."""
+    return {
+        name.replace("_", "-"): [Observation(r, v) for r, v in enumerate(values, start=1)]
+        for name, values in relatives.items()
+    }
+
+
+def base(owners: dict[str, list[Observation]]) -> dict[str, float]:
+    return dict.fromkeys(owners, 10.0)
+
+
+def test_none_keeps_reported_weights() -> None:
+    owners = history(site_a=[1.0], site_b=[-3.0])
+    decisions = decide("none", owners, {"site-a": 5.0, "site-b": 7.0}, CONFIG)
+    assert {n: d.weight for n, d in decisions.items()} == {"site-a": 5.0, "site-b": 7.0}
+
+
+def test_exclusion_needs_evidence_across_rounds() -> None:
+    honest = {f"h{i}": [1.0 + 0.1 * i, 0.9, 1.1 - 0.05 * i, 1.0, 0.95] for i in range(6)}
+    bad = [-1.5, -1.2, -1.4, -1.6, -1.3]
+    early = history(**{k: v[:2] for k, v in honest.items()}, bad=bad[:2])
+    decision = decide("exclude", early, base(early), CONFIG)["bad"]
+    assert decision.included
+    assert "warm-up" in decision.reason
+    later = history(**honest, bad=bad)
+    decisions = decide("exclude", later, base(later), CONFIG)
+    assert not decisions["bad"].included
+    assert "confidently harmful" in decisions["bad"].reason
+    assert all(decisions[name].included for name in honest)
+
+
+def test_one_bad_round_is_not_enough() -> None:
+    owners = history(
+        **{f"h{i}": [1.0, 1.1 - 0.02 * i, 0.9, 1.0, 1.05] for i in range(6)},
+        unlucky=[-4.0, 1.0, 0.8, 1.1, 0.9],
+    )
+    decision = decide("exclude", owners, base(owners), CONFIG)["unlucky"]
+    assert decision.included
+    assert "not significantly below 0" in decision.reason
+
+
+def test_benign_outlier_among_heterogeneous_owners_is_kept() -> None:
+    """Consistently slightly negative, but the others spread just as widely."""
+    rng = np.random.default_rng(0)
+    spread = {
+        f"device_{i}": list(m + 0.1 * rng.normal(size=8))
+        for i, m in enumerate([-0.2, 0.3, 0.8, 1.5, 2.0, 0.1, 1.1])
+    }
+    owners = history(**spread, unusual=list(-0.4 + 0.05 * rng.normal(size=8)))
+    decision = decide("exclude", owners, base(owners), CONFIG)["unusual"]
+    assert decision.included
+    assert "not unlike the other owners" in decision.reason
+
+
+def test_false_exclusion_rate_of_benign_federations_is_small() -> None:
+    """50 federations of 10 honest, heterogeneous, noisy owners over 20 rounds."""
+    rng = np.random.default_rng(1)
+    ever_excluded, owners_seen = 0, 0
+    for _ in range(50):
+        means = rng.normal(1.0, 0.6, size=10)
+        values = means[:, None] + rng.standard_t(df=3, size=(10, 20))
+        excluded: set[str] = set()
+        for rounds in range(1, 21):
+            owners = history(**{f"o{i}": values[i, :rounds] for i in range(10)})
+            decisions = decide("exclude", owners, base(owners), CONFIG)
+            excluded |= {name for name, d in decisions.items() if not d.included}
+        ever_excluded += len(excluded)
+        owners_seen += 10
+    assert ever_excluded / owners_seen <= 0.05
+
+
+def test_outlier_scores_survive_a_zero_mad() -> None:
+    scores = outlier_scores({"a": 1.0, "b": 1.0, "c": 1.0, "d": -2.0})
+    assert np.isfinite(list(scores.values())).all()
+    assert scores["d"] < -3 < 0 == scores["a"]
+
+
+def test_reputation_quarantines_and_readmits() -> None:
+    relatives = [-1.0] * 5 + [1.0] * 5
+    states = [
+        replay_reputation(history(x=relatives[:k])["x"], CONFIG).quarantined
+        for k in range(1, len(relatives) + 1)
+    ]
+    first = states.index(True)
+    assert first >= CONFIG.warmup_rounds - 1
+    assert states[-1] is False
+    owners = history(x=relatives[: first + 1], y=[1.0] * (first + 1))
+    quarantined = decide("reputation", owners, base(owners), CONFIG)["x"]
+    assert quarantined.weight == 0.0
+    assert f"quarantined since round {first + 1}" in quarantined.reason
+    readmitted_at = first + states[first:].index(False) + 1
+    assert readmitted_at <= len(relatives)
+    owners = history(x=relatives[:readmitted_at], y=[1.0] * readmitted_at)
+    decisions = decide("reputation", owners, base(owners), CONFIG)
+    assert decisions["x"].included
+    assert decisions["x"].reason.startswith("readmitted")
+    assert decisions["x"].weight < decisions["y"].weight
+
+
+def test_weight_policy_floors_and_newcomers() -> None:
+    owners = history(veteran=[0.5, 0.5, 0.5], harmful=[-1.0, -1.0, -1.0], newbie=[-2.0])
+    decisions = decide("weight", owners, {"veteran": 2.0, "harmful": 2.0, "newbie": 2.0}, CONFIG)
+    assert decisions["veteran"].weight == pytest.approx(1.0)
+    assert decisions["harmful"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
+    assert "floored" in decisions["harmful"].reason
+    assert decisions["newbie"].weight == pytest.approx(2.0 * CONFIG.newcomer_weight)
+    assert "newcomer" in decisions["newbie"].reason
+
+
+def test_a_round_never_ends_without_any_update() -> None:
+    owners = history(a=[-1.0] * 4, b=[-1.0] * 4)
+    decisions = decide("reputation", owners, {"a": 3.0, "b": 4.0}, CONFIG)
+    assert {n: d.weight for n, d in decisions.items()} == {"a": 3.0, "b": 4.0}
+    assert all("left every participant out" in d.reason for d in decisions.values())
