@@ -160,10 +160,19 @@ def _run_dir(text: str) -> Path:
     return path
 
 
-def _tune(argv: list[str]) -> int:
-    from simulations.tune import main as tune_main
+def _lazy(module: str) -> Callable[[list[str]], int]:
+    """A command implemented by ``module.main(argv)``, imported only when run."""
 
-    return tune_main(argv)
+    def command(argv: list[str]) -> int:
+        import importlib
+
+        result: int = importlib.import_module(module).main(argv)
+        return result
+
+    return command
+
+
+_tune = _lazy("simulations.tune")
 
 
 BENCHMARKS = {
@@ -195,6 +204,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "report": (_report, "re-render a run's report.md, report.html and plots"),
     "compare": (_compare, "put finished runs side by side"),
     "tune": (_tune, "tune hyperparameters with Optuna (hpo=NAME, resumable)"),
+    "keys": (_lazy("simulations.keys_cmd"), "provision and inspect CKKS, TLS and node keys"),
+    "audit-privacy": (_lazy("simulations.audit_cmd"), "audit an owner's DP-SGD against its ε"),
     "bench": (_bench, "run a benchmark (sim, dp, he, valuation, fedprox)"),
 }
 
