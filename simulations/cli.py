@@ -69,18 +69,48 @@ def _simulate_job(cfg: DictConfig) -> float:
 
 
 def _print_outcome(summary: dict[str, Any], run_dir: Path) -> None:
+    """What happened, in a few lines a person reads at the end of a run."""
+    print("\n".join(outcome_lines(summary, run_dir)))
+
+
+def outcome_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
+    """The end-of-run story: accuracy, privacy, curation, encryption, where the report is."""
     final, best = summary["final"], summary["best"]
     lines = [
-        f"final test accuracy {final['accuracy']:.4f} (loss {final['loss']:.4f}) after "
-        f"{summary['rounds_completed']} rounds; "
-        f"best {best['accuracy']:.4f} at round {best['round']}",
-        f"wall time {summary['wall_seconds']:.1f}s; "
-        f"{summary['communication']['bytes_up_per_param']:.2f} bytes/param uploaded per update",
+        f"test accuracy {_num(final['accuracy'])} after {summary['rounds_completed']} rounds "
+        f"({summary['status']}); model selected on {best['selected_by']} at round "
+        f"{best['round']}: test accuracy {_num(best['accuracy'])}"
     ]
+    privacy = summary.get("privacy")
+    if privacy:
+        owners = privacy["owners"]
+        stopped = [o for o, e in owners.items() if e.get("stopped_on_budget")]
+        lines.append(
+            f"privacy: DP-SGD, each owner spent ε ≤ {_num(privacy['max_epsilon'], 2)} of its "
+            f"budget {privacy['budget']:g} (δ ≤ {max(e['delta'] for e in owners.values()):.0e}); "
+            f"stopped on budget: {', '.join(stopped) or 'none'}"
+        )
+    curator = summary.get("curator")
+    if curator:
+        excluded = curator["excluded"]
+        told = "; ".join(f"{o}: {why}" for o, why in excluded.items()) or "nobody"
+        lines.append(f"curator ({curator['method']}, policy {curator['policy']}) excluded {told}")
+    timing = summary.get("timing") or {}
+    if "encrypt" in timing:
+        lines.append(
+            f"encryption: CKKS, {_num(summary['communication']['bytes_up_per_param'], 1)} "
+            f"bytes/param up; encrypt {timing['encrypt']:.1f}s, aggregate "
+            f"{timing.get('aggregate', 0.0):.1f}s, decrypt {timing.get('decrypt', 0.0):.1f}s "
+            f"vs local training {timing['train']:.1f}s (summed over owners)"
+        )
     if summary.get("corruption"):
-        lines.append(f"simulated corruption: {summary['corruption']}")
-    lines.append(f"run directory: {run_dir}")
-    print("\n".join(lines))
+        lines.append(f"simulated corruption (ground truth): {summary['corruption']}")
+    lines.append(f"wall time {summary['wall_seconds']:.1f}s; report: {run_dir / 'report.html'}")
+    return lines
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def simulate(argv: list[str]) -> int:
