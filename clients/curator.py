@@ -31,7 +31,7 @@ from fedcurate.crypto import (
 )
 from fedcurate.curation import Curator
 from fedcurate.data.federation import dataset_spec
-from fedcurate.models import ParamLayout, build_model, load_record
+from fedcurate.models import ParamLayout, blank_model, load_record
 from fedcurate.protocol import (
     ARRAYS,
     CONFIG,
@@ -155,7 +155,7 @@ def decrypt_aggregate(site: Site, content: RecordDict) -> RecordDict:
 
 def validate(site: Site, content: RecordDict) -> RecordDict:
     """Loss and accuracy of the received global model on the validation split."""
-    model = build_model(site.config.model, dataset_spec(site.config))
+    model = blank_model(site.config.model, dataset_spec(site.config))
     load_record(model, content.array_records[ARRAYS])
     result = evaluate(model, site.validation_data())
     return RecordDict({METRICS: MetricRecord({"loss": result.loss, "accuracy": result.accuracy})})

@@ -17,7 +17,7 @@ from fedcurate.crypto import CkksContext, encrypt_vector, load_key_file, to_wire
 from fedcurate.data import ArrayDataset
 from fedcurate.data.corruption import FREE_RIDER_KINDS, UPDATE_KINDS, corrupt_update
 from fedcurate.data.federation import build_federation, dataset_spec
-from fedcurate.models import ParamLayout, build_model, load_record, model_to_record
+from fedcurate.models import ParamLayout, blank_model, load_record, model_to_record
 from fedcurate.privacy import (
     BudgetExhaustedError,
     LedgerError,
@@ -85,7 +85,7 @@ def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
     """
     instruction = Instruction.parse(content.config_records[CONFIG])
     global_arrays = content.array_records[ARRAYS]
-    model = load_record(build_model(site.config.model, dataset_spec(site.config)), global_arrays)
+    model = load_record(blank_model(site.config.model, dataset_spec(site.config)), global_arrays)
     train_data, _ = site.owner_data()
     kind = _corruption_kind(site)
     state = SiteState(context, site.state_dir)
@@ -250,7 +250,7 @@ def evaluate_global(site: Site, content: RecordDict) -> RecordDict:
             "under privacy=dp_sgd an owner releases no metric computed on its private data"
         )
     model = load_record(
-        build_model(site.config.model, dataset_spec(site.config)),
+        blank_model(site.config.model, dataset_spec(site.config)),
         content.array_records[ARRAYS],
     )
     _, test_data = site.owner_data()

@@ -10,6 +10,7 @@ value of the wrong type fails before anything runs, with a message naming it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -256,6 +257,7 @@ class Config:
     backend: str = "inprocess"
     workers: int = 1
     resume: str | None = None
+    report: bool = True
 
 
 SCHEMA_NAME = "fedcurate_schema"
@@ -355,9 +357,7 @@ _RUN_CONFIG_CACHE: dict[str, Config] = {}
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain-data view of a config, for run outputs."""
-    container = OmegaConf.to_container(OmegaConf.structured(config))
-    assert isinstance(container, dict)
-    return {str(key): value for key, value in container.items()}
+    return dataclasses.asdict(config)
 
 
 def _require(condition: bool, key: str, message: str) -> None:

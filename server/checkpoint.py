@@ -16,7 +16,7 @@ from fedcurate.config import Config, config_to_dict
 from fedcurate.io import atomic_write_pickle
 
 #: Settings that change how a run executes, not what it computes.
-EXECUTION_KEYS = ("backend", "workers", "resume", "num_rounds", "round_timeout", "hpo")
+EXECUTION_KEYS = ("backend", "workers", "resume", "num_rounds", "round_timeout", "hpo", "report")
 
 _FILE = re.compile(r"round-(\d+)\.pkl$")
 

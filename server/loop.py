@@ -39,7 +39,7 @@ from server.aggregation import Aggregate, EncryptedAggregation, PlaintextAggrega
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
 from server.curator_link import CuratorNode, InProcessCurator
 from server.evaluation import Evaluations, Metrics
-from server.nodes import NodeDirectory, discover_nodes
+from server.nodes import AttributedGrid, NodeDirectory, discover_nodes
 from server.privacy import PrivacyMonitor
 from server.strategies import build_strategy, load_strategy_state_dict, strategy_state_dict
 from server.train_phase import RunStoppedError, TrainPhase, TrainRequest
@@ -96,7 +96,10 @@ class FederatedRun:
 
     def __init__(self, config: Config, grid: Grid, run_dir: Path) -> None:
         self.config = config
-        self.grid = grid
+        self.config_dict = config_to_dict(config)
+        # Every exchange of the run (discovery, training, evaluation, curator)
+        # goes through this grid: replies attributed to the node asked, pulled promptly.
+        self.grid = AttributedGrid(grid)
         self.outputs = RunOutputs(run_dir)
         self.federation = build_federation(config)
         self.model = build_model(config.model, self.federation.spec, config.seed)
@@ -143,7 +146,8 @@ class FederatedRun:
         last.wall_seconds = state.wall_seconds + time.perf_counter() - started
         summary = self._summary(last, evaluations, status=status)
         self.outputs.write_summary(summary)
-        render_report(self.outputs.run_dir)
+        if self.config.report:
+            render_report(self.outputs.run_dir)
         return summary
 
     def _curator_node(self) -> CuratorNode | None:
@@ -335,7 +339,7 @@ class FederatedRun:
             "corruption": {
                 owner_name(i): kind for i, kind in sorted(self.federation.corruption.items())
             },
-            "config": config_to_dict(self.config),
+            "config": self.config_dict,
         }
 
     def _communication(self) -> dict[str, Any]:

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
+from flwr.supercore.run import Run
 
 from fedcurate.protocol import DESCRIBE, ROLE_CURATOR, NodeDescription, ProtocolError
 
 log = logging.getLogger(__name__)
 
 #: Seconds between pulls for replies. Flower's deployment grid waits 3 s between
-#: pulls, adding 1.5 s on average to every exchange (a round has two or more).
-REPLY_POLL_INTERVAL = 0.2
+#: pulls, adding 1.5 s on average to every exchange (a round has two or more);
+#: its simulation grid waits 0.1 s.
+REPLY_POLL_INTERVAL = 0.1
 
 
 class FederationError(RuntimeError):
@@ -80,7 +83,7 @@ def discover_nodes(
         Message(RecordDict(), dst_node_id=node_id, message_type=DESCRIBE) for node_id in node_ids
     ]
     directory = NodeDirectory()
-    for reply in exchange(grid, messages, timeout):
+    for reply in grid.send_and_receive(messages, timeout=timeout):
         node_id = reply.metadata.src_node_id
         if reply.has_error():
             log.warning("node %s could not describe itself: %s", node_id, reply.error.reason)
@@ -95,28 +98,85 @@ def discover_nodes(
     return directory
 
 
-def exchange(
-    grid: Grid,
-    messages: list[Message],
-    timeout: float,
-    poll_interval: float = REPLY_POLL_INTERVAL,
-) -> list[Message]:
-    """Send ``messages``; collect replies until all arrived or ``timeout`` passed.
+class AttributedGrid(Grid):
+    """``grid`` whose ``send_and_receive`` attributes every reply to the node asked.
 
-    What ``grid.send_and_receive`` does, with a pull interval of ``poll_interval``
-    instead of the deployment grid's fixed 3 s.
+    Two things a deployment needs from the round loop's exchanges:
+
+    * when a SuperNode is gone, the SuperLink answers for it with an error reply
+      whose source is the SuperLink itself; that reply is re-issued as an error
+      from the node that was asked, so the loop records that owner as failed
+      instead of meeting an unknown node id;
+    * replies are pulled every ``poll_interval`` seconds, not every 3 s as the
+      deployment grid does.
+
+    Parameters
+    ----------
+    grid : Grid
+        The run's grid.
+    poll_interval : float
+        Seconds between pulls for replies.
     """
-    pending = set(grid.push_messages(messages))
-    deadline = time.monotonic() + timeout
-    replies: list[Message] = []
-    while pending:
-        for reply in grid.pull_messages(list(pending)):
-            replies.append(reply)
-            pending.discard(reply.metadata.reply_to_message_id)
-        if not pending or time.monotonic() >= deadline:
-            break
-        time.sleep(poll_interval)
-    return replies
+
+    def __init__(self, grid: Grid, poll_interval: float = REPLY_POLL_INTERVAL) -> None:
+        self._grid = grid
+        self.poll_interval = poll_interval
+
+    def set_run(self, run: Run) -> None:
+        """Delegate to the wrapped grid."""
+        self._grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        """The wrapped grid's run."""
+        return self._grid.run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        """Delegate to the wrapped grid."""
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        """Delegate to the wrapped grid."""
+        return self._grid.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Delegate to the wrapped grid."""
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Delegate to the wrapped grid."""
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Push ``messages``; pull replies until all arrived or ``timeout`` passed."""
+        sent = list(messages)
+        pending = dict(zip(self._grid.push_messages(sent), sent, strict=True))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while pending:
+            for reply in self._grid.pull_messages(list(pending)):
+                asked = pending.pop(reply.metadata.reply_to_message_id, None)
+                if asked is not None:
+                    replies.append(_from_node_asked(reply, asked))
+            if not pending or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(self.poll_interval)
+        return replies
+
+
+def _from_node_asked(reply: Message, asked: Message) -> Message:
+    if reply.metadata.src_node_id == asked.metadata.dst_node_id or not reply.has_error():
+        return reply
+    return Message(reply.error, reply_to=asked)
 
 
 def _register(directory: NodeDirectory, node_id: int, description: NodeDescription) -> None:

@@ -206,11 +206,13 @@ _tune = _lazy("simulations.tune")
 
 
 BENCHMARKS = {
+    "all": "every benchmark below; writes docs/benchmarks.md",
     "sim": "in-process vs Flower engine vs pure PyTorch wall time",
     "dp": "DP-SGD vs non-private epoch time per grad-sample mode",
     "he": "CKKS presets vs NVIDIA FLARE's: bytes/param, time, error",
     "valuation": "valuation estimators vs exact Shapley",
     "fedprox": "FedProx vs FedAvg on Synthetic(1,1), paper protocol",
+    "scale": "wall time and peak memory vs owners and model size",
 }
 
 

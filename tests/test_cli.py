@@ -25,7 +25,7 @@ def test_simulate_writes_the_run_directory(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = fedcurate("simulate", *SMALL, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr
-    assert f"run directory: {run_dir}" in result.stdout
+    assert f"report: {run_dir / 'report.html'}" in result.stdout
     assert "[round 1/1]" in result.stderr
     assert json.loads((run_dir / "summary.json").read_text())["rounds_completed"] == 1
 

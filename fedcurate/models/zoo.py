@@ -6,6 +6,7 @@ gradients (no BatchNorm, no parameter sharing).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -85,3 +86,18 @@ def build_model(cfg: ModelConfig, spec: DatasetSpec, seed: int = 0) -> nn.Module
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(cfg, spec)
+
+
+_TEMPLATES: dict[tuple[str, DatasetSpec], nn.Module] = {}
+
+
+def blank_model(cfg: ModelConfig, spec: DatasetSpec) -> nn.Module:
+    """A model of this architecture whose weights the caller will overwrite.
+
+    A copy of a cached template: building and initialising a fresh module for
+    every message costs more than the local training of a small model.
+    """
+    key = (repr(cfg), spec)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = build_model(cfg, spec)
+    return copy.deepcopy(_TEMPLATES[key])
