@@ -11,26 +11,46 @@ noise multiplier is fixed at 1.0: its value does not change the cost.
 Prints one JSON line per arm (median and fastest milliseconds per epoch, summed
 over owners, and their ratios to non-private training), then a summary line.
 
-Usage: ``python -m simulations.bench_dp [--quick] [--reps N]``
+``--accounting`` instead times RDP accounting for the same owners under the
+``privacy=dp_sgd`` preset, Opacus (``RDPAccountant.get_epsilon``,
+``get_noise_multiplier``) against :mod:`fedcurate.privacy.rdp`, side by side:
+one epsilon evaluation of a ledger-like history (new: first call of an owner,
+which computes its per-step RDP, and later calls, which reuse it) and the noise
+calibration, with every cache cleared first, in wall-clock and CPU time (the
+steadier figure on a shared machine). It checks that both give the same floats
+and prints one JSON line per owner, then a summary line.
+
+Usage: ``python -m simulations.bench_dp [--quick] [--reps N] [--accounting]``
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from opacus.accountants import RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
 
 from fedcurate.config import Config, PrivacyConfig, compose_config
 from fedcurate.data.arrays import ArrayDataset
 from fedcurate.data.federation import build_federation
 from fedcurate.models.zoo import build_model
-from fedcurate.privacy import GRAD_SAMPLE_MODES, calibrate, create_accountant, plan_privacy
+from fedcurate.privacy import (
+    GRAD_SAMPLE_MODES,
+    DPPlan,
+    calibrate,
+    create_accountant,
+    plan_privacy,
+    rdp,
+)
 from fedcurate.privacy.dp_sgd import train_dp_sgd
 from fedcurate.training import train_local
 
@@ -105,6 +125,123 @@ def report(times: dict[str, list[float]]) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A result with the wall-clock and CPU seconds of the call that made it.
+
+    CPU time is the steadier figure on a shared machine.
+    """
+
+    value: float
+    wall: float
+    cpu: float
+
+
+def _timed(call: Callable[[], float]) -> Timed:
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = call()
+    return Timed(value, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+#: A ledger history: ``(noise_multiplier, sample_rate, steps)`` entries.
+History = list[tuple[float, float, int]]
+
+
+def _timed_epsilons(
+    epsilon: Callable[[History, float], float], histories: list[History], delta: float
+) -> list[Timed]:
+    return [_timed(functools.partial(epsilon, history, delta)) for history in histories]
+
+
+def _opacus_epsilon(history: History, delta: float) -> float:
+    accountant = RDPAccountant()
+    accountant.history = history
+    return float(accountant.get_epsilon(delta=delta))
+
+
+def _opacus_sigma(plan: DPPlan) -> float:
+    return float(
+        get_noise_multiplier(
+            target_epsilon=plan.epsilon,
+            target_delta=plan.delta,
+            sample_rate=plan.sample_rate,
+            steps=plan.planned_steps,
+            accountant="rdp",
+        )
+    )
+
+
+def _ms(runs: list[Timed], clock: str) -> float:
+    """Median milliseconds of ``runs`` on ``clock`` (``wall`` or ``cpu``)."""
+    return round(1e3 * statistics.median(getattr(run, clock) for run in runs), 3)
+
+
+def accounting_line(plan: DPPlan, reps: int) -> dict[str, Any]:
+    """Calibration and epsilon-evaluation times of one owner, Opacus vs fast path.
+
+    The histories are the ledger's after rounds 1 to ``reps + 1``. The fast
+    path's first evaluation starts from empty caches, as in a restarted owner
+    process, and is reported apart: it computes the owner's per-step RDP.
+    """
+    calibrate.cache_clear()
+    rdp.clear_caches()
+    old_sigma = _timed(lambda: _opacus_sigma(plan))
+    new_sigma = _timed(lambda: calibrate(plan).noise_multiplier)
+    histories: list[History] = [
+        [(new_sigma.value, plan.sample_rate, r * plan.steps_per_round)] for r in range(1, reps + 2)
+    ]
+    old = _timed_epsilons(_opacus_epsilon, histories[1:], plan.delta)
+    rdp.clear_caches()
+    new = _timed_epsilons(rdp.rdp_epsilon, histories, plan.delta)
+    line: dict[str, Any] = {
+        "bench": "dp_accounting_owner",
+        "num_examples": plan.num_examples,
+        "sample_rate": round(plan.sample_rate, 4),
+        "planned_steps": plan.planned_steps,
+        "sigma": new_sigma.value,
+        "same_sigma": old_sigma.value == new_sigma.value,
+        "same_epsilon": [o.value for o in old] == [n.value for n in new[1:]],
+    }
+    for clock in ("wall", "cpu"):
+        line[f"calibrate_{clock}_s_opacus"] = round(getattr(old_sigma, clock), 4)
+        line[f"calibrate_{clock}_s_new"] = round(getattr(new_sigma, clock), 4)
+        line[f"epsilon_{clock}_ms_opacus"] = _ms(old, clock)
+        line[f"epsilon_{clock}_ms_new_first"] = _ms(new[:1], clock)
+        line[f"epsilon_{clock}_ms_new"] = _ms(new[1:], clock)
+    return line
+
+
+def accounting_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calibration totals and maxima over owners; median epsilon-evaluation times."""
+    summary: dict[str, Any] = {
+        "bench": "dp_accounting_summary",
+        "owners": len(lines),
+        "same_sigma": all(line["same_sigma"] for line in lines),
+        "same_epsilon": all(line["same_epsilon"] for line in lines),
+    }
+    for clock in ("wall", "cpu"):
+        for arm in ("opacus", "new"):
+            key = f"calibrate_{clock}_s_{arm}"
+            summary[f"calibrate_{clock}_s_total_{arm}"] = round(sum(x[key] for x in lines), 3)
+            summary[f"calibrate_{clock}_s_max_{arm}"] = max(x[key] for x in lines)
+        for arm in ("opacus", "new_first", "new"):
+            key = f"epsilon_{clock}_ms_{arm}"
+            summary[f"{key}_median"] = round(statistics.median(x[key] for x in lines), 3)
+    return summary
+
+
+def bench_accounting(reps: int) -> list[dict[str, Any]]:
+    """Accounting lines of every owner of the default federation, then the summary."""
+    config = compose_config(["privacy=dp_sgd"])
+    federation = build_federation(config)
+    plans = [
+        plan_privacy(config.privacy, config.train, len(owner.train), num_rounds=config.num_rounds)
+        for owner in federation.owners
+    ]
+    lines = [accounting_line(plan, reps) for plan in plans]
+    return [*lines, accounting_summary(lines)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure every arm and print JSON lines."""
     parser = argparse.ArgumentParser(
@@ -113,7 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="5 repetitions (default 30)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (overrides --quick)")
+    parser.add_argument(
+        "--accounting",
+        action="store_true",
+        help="time RDP accounting (Opacus vs fast path) instead; reps = epsilon evaluations "
+        "per owner (default 3, --quick 1)",
+    )
     args = parser.parse_args(argv)
+    if args.accounting:
+        for line in bench_accounting(args.reps or (1 if args.quick else 3)):
+            print(json.dumps(line))
+        return 0
     reps = args.reps or (5 if args.quick else 30)
     torch.set_num_threads(1)
     # Opacus' backward hooks warn on every model whose inputs need no gradient.

@@ -12,7 +12,8 @@ Integration at a data owner, once per round::
     save_ledger(ledger, path)
     reply_metrics = ledger.metrics()
 
-Modules: :mod:`accountants` (Opacus accountant registry), :mod:`calibration`
+Modules: :mod:`accountants` (Opacus accountant registry), :mod:`rdp` (Opacus'
+RDP epsilon and noise calibration, fast), :mod:`calibration`
 (validation, delta, the noise multiplier), :mod:`ledger` (budget guard and
 persistence), :mod:`mechanisms` and :mod:`optimizer` (grad-sample modes),
 :mod:`dp_sgd` (training), :mod:`audit` (one-run canary audit).

@@ -4,6 +4,10 @@ An accountant's state is its ``history`` of ``(noise_multiplier, sample_rate,
 steps)`` entries (Opacus ``IAccountant.state_dict``). Restoring that state into
 a fresh accountant each round reproduces the epsilon of one long run exactly, so
 the history is all an owner needs to persist between rounds.
+
+Opacus' classes record the history; RDP epsilons are computed by
+:mod:`fedcurate.privacy.rdp`, which returns ``RDPAccountant.get_epsilon``'s
+float in microseconds once an owner's per-step RDP is cached.
 """
 
 from __future__ import annotations
@@ -15,12 +19,11 @@ from typing import Any
 
 from opacus.accountants import IAccountant, PRVAccountant, RDPAccountant
 
+from fedcurate.privacy.rdp import HistoryEntry, rdp_epsilon
+
 #: Accounting mechanisms an owner may choose (``privacy.accountant``).
 ACCOUNTANTS: dict[str, type[IAccountant]] = {"rdp": RDPAccountant, "prv": PRVAccountant}
 DEFAULT_ACCOUNTANT = "rdp"
-
-#: One composition entry: ``(noise_multiplier, sample_rate, steps)``.
-HistoryEntry = tuple[float, float, int]
 
 
 def create_accountant(name: str, state: Mapping[str, Any] | None = None) -> IAccountant:
@@ -69,8 +72,9 @@ def total_steps(history: Sequence[HistoryEntry]) -> int:
 def epsilon_for_history(name: str, history: Sequence[HistoryEntry], delta: float) -> float:
     """Epsilon at ``delta`` after composing ``history`` (0 when empty, inf without noise).
 
-    Results are cached: RDP takes about 0.2 s and PRV more per call on these CPUs,
-    and the budget guard asks the same question several times per round.
+    Equal to Opacus' accountant's ``get_epsilon(delta)`` on ``history``. Results
+    are cached: a PRV evaluation takes seconds on these CPUs, and the budget
+    guard asks the same question several times per round.
     """
     return _epsilon_cached(name, tuple(_entry(item) for item in history), float(delta))
 
@@ -82,6 +86,8 @@ def _epsilon_cached(name: str, history: tuple[HistoryEntry, ...], delta: float) 
     if any(sigma == 0 for sigma, _, _ in history):
         # Noise-free steps have no finite guarantee (RDP says inf, PRV fails).
         return math.inf
+    if name == "rdp":
+        return rdp_epsilon(history, delta)
     accountant = create_accountant(name)
     accountant.history = list(history)
     return float(accountant.get_epsilon(delta=delta))

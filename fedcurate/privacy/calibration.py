@@ -18,6 +18,7 @@ from opacus.accountants.utils import get_noise_multiplier
 from fedcurate.config import ConfigError, PrivacyConfig, TrainConfig
 from fedcurate.privacy.accountants import ACCOUNTANTS
 from fedcurate.privacy.mechanisms import GRAD_SAMPLE_MODES
+from fedcurate.privacy.rdp import rdp_noise_multiplier
 
 #: Largest default delta; smaller owners get ``1 / (10 n)``.
 MAX_DEFAULT_DELTA = 1e-5
@@ -168,7 +169,9 @@ def calibrate(plan: DPPlan) -> DPSettings:
     """The plan's settings: its fixed noise multiplier, or the smallest one found
     by Opacus' binary search for which ``planned_steps`` stay within ``epsilon``.
 
-    Cached per plan: one RDP search takes seconds on these CPUs.
+    RDP plans run :func:`~fedcurate.privacy.rdp.rdp_noise_multiplier`: Opacus'
+    search and sigma in about 0.1 s of CPU, where Opacus' own took 1.5-6 s on
+    these CPUs. PRV plans still run Opacus' own, hence the cache per plan.
 
     Raises
     ------
@@ -178,13 +181,27 @@ def calibrate(plan: DPPlan) -> DPSettings:
     if plan.noise_multiplier is not None:
         return DPSettings(plan, plan.noise_multiplier)
     try:
-        sigma = get_noise_multiplier(
+        sigma = _noise_multiplier(plan)
+    except ValueError as error:
+        raise ConfigError(f"privacy.epsilon: {plan.epsilon} is unreachable ({error})") from error
+    return DPSettings(plan, float(sigma))
+
+
+def _noise_multiplier(plan: DPPlan) -> float:
+    """Opacus' ``get_noise_multiplier`` for the plan's budget, sampling and steps."""
+    if plan.accountant == "rdp":
+        return rdp_noise_multiplier(
+            target_epsilon=plan.epsilon,
+            target_delta=plan.delta,
+            sample_rate=plan.sample_rate,
+            steps=plan.planned_steps,
+        )
+    return float(
+        get_noise_multiplier(
             target_epsilon=plan.epsilon,
             target_delta=plan.delta,
             sample_rate=plan.sample_rate,
             steps=plan.planned_steps,
             accountant=plan.accountant,
         )
-    except ValueError as error:
-        raise ConfigError(f"privacy.epsilon: {plan.epsilon} is unreachable ({error})") from error
-    return DPSettings(plan, float(sigma))
+    )

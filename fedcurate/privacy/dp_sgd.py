@@ -22,7 +22,7 @@ from fedcurate.data.arrays import ArrayDataset
 from fedcurate.privacy.calibration import DPPlan, DPSettings
 from fedcurate.privacy.ledger import BudgetStop, PrivacyLedger
 from fedcurate.privacy.mechanisms import PrivateModel, make_private
-from fedcurate.training import TrainResult, make_optimizer
+from fedcurate.training import TrainResult, add_proximal_gradient, make_optimizer
 
 #: Bound on the Poisson masks drawn at once (steps x examples booleans).
 _MASK_ELEMENTS = 1 << 20
@@ -136,28 +136,19 @@ def _run_steps(
     """Every DP-SGD step of a round; ``(summed loss, correct, seen, empty batches)``."""
     x, y = data.tensors()
     optimizer = private.optimizer
-    params = list(private.module.parameters())
-    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else []
+    anchor = [p.detach().clone() for p in private.module.parameters()] if proximal_mu > 0 else []
     total_loss, correct, seen, empty = 0.0, 0, 0, 0
     for batch in batches:
         optimizer.zero_grad(set_to_none=True)
         loss, hits = private.backward(x[batch], y[batch])
         if optimizer.pre_step():  # clip, noise, average, account
             if anchor:
-                _add_proximal_gradient(params, anchor, proximal_mu)
+                # Same parameters, same order as the anchor: the wrapper's are the model's.
+                add_proximal_gradient(private.module, anchor, proximal_mu)
             optimizer.original_optimizer.step()
         total_loss, correct, seen = total_loss + loss, correct + hits, seen + len(batch)
         empty += int(len(batch) == 0)
     return total_loss, correct, seen, empty
-
-
-def _add_proximal_gradient(
-    params: list[nn.Parameter], anchor: list[torch.Tensor], proximal_mu: float
-) -> None:
-    """Add the FedProx term's gradient ``mu (w - w_t)`` to the noisy gradient."""
-    for p, a in zip(params, anchor, strict=True):
-        if p.grad is not None:
-            p.grad.add_(p.detach() - a, alpha=proximal_mu)
 
 
 def train_private_round(
