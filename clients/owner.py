@@ -155,6 +155,8 @@ def _train_plain(
         generator=torch_generator(site.config.seed, "train", site.name, instruction.server_round),
         proximal_mu=instruction.proximal_mu,
     )
+    if site.config.privacy.name != "none":  # client-level DP: metrics are releases too
+        return TrainMetrics(result.num_examples, result.seconds)
     return TrainMetrics(result.num_examples, result.seconds, result.loss, result.accuracy)
 
 
@@ -242,12 +244,13 @@ def _corrupted(
 def evaluate_global(site: Site, content: RecordDict) -> RecordDict:
     """Evaluate the received global model on the owner's local test split.
 
-    Under DP-SGD the owner declines: metrics computed on its private data would
-    be a release that no privacy budget accounts for.
+    Under differential privacy the owner declines: metrics computed on its
+    private data would be a release that no privacy budget accounts for.
     """
-    if site.config.privacy.name == "dp_sgd":
+    if site.config.privacy.name != "none":
         return declined_content(
-            "under privacy=dp_sgd an owner releases no metric computed on its private data"
+            f"under privacy={site.config.privacy.name} an owner releases no metric computed "
+            "on its private data"
         )
     model = load_record(
         blank_model(site.config.model, dataset_spec(site.config)),

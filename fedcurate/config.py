@@ -409,15 +409,22 @@ PLAINTEXT_ONLY_STRATEGIES = ("fedmedian", "fedtrimmedavg", "krum", "multikrum")
 def _validate_components(config: Config) -> None:
     """Each concern's own checks, and the combinations that cannot work."""
     _require(
-        config.privacy.name in {"none", "dp_sgd"},
+        config.privacy.name in {"none", "dp_sgd", "central_dp"},
         "privacy",
-        f"'{config.privacy.name}' is not one of none, dp_sgd",
+        f"'{config.privacy.name}' is not one of none, dp_sgd, central_dp",
     )
     _require(config.crypto.name in {"none", "ckks"}, "crypto", "use none or ckks")
-    if config.privacy.name == "dp_sgd":
+    if config.privacy.name != "none":
         from fedcurate.privacy import validate_privacy_config
 
         validate_privacy_config(config.privacy)
+    if config.privacy.name == "central_dp":
+        _require(
+            config.crypto.name == "none",
+            "privacy=central_dp",
+            "the server clips every update, which crypto=ckks hides from it; "
+            "use privacy=dp_sgd with encryption",
+        )
     if config.crypto.name == "ckks":
         _require(
             config.strategy.name not in PLAINTEXT_ONLY_STRATEGIES,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,14 +91,23 @@ class PlaintextAggregation:
         Layout of the global model.
     curator : InProcessCurator or None
         The curator, when ``curator`` is not ``none``.
+    release : callable, optional
+        Client-level DP: told the number of updates about to be averaged (the
+        noise is scaled to it and the release accounted); owners are then
+        averaged with equal weights, as the sensitivity analysis assumes.
     """
 
     def __init__(
-        self, strategy: Strategy, layout: ParamLayout, curator: InProcessCurator | None
+        self,
+        strategy: Strategy,
+        layout: ParamLayout,
+        curator: InProcessCurator | None,
+        release: Callable[[Strategy, int], None] | None = None,
     ) -> None:
         self.strategy = strategy
         self.layout = layout
         self.curator = curator
+        self.release = release
 
     def check(self, name: str, content: RecordDict) -> str | None:
         """Why ``name``'s update cannot be aggregated, or ``None``."""
@@ -114,14 +123,22 @@ class PlaintextAggregation:
             verdict = self._assess(server_round, replies, global_arrays)
             seconds["curator"] = time.perf_counter() - start
         selected = [
-            _reweighted(reply, verdict.decision.weights[name]) if verdict else reply
+            _reweighted(reply, self._weight(name, verdict))
             for name, reply in sorted(replies.items())
             if verdict is None or verdict.decision.weights[name] > 0
         ]
+        if self.release is not None:
+            self.release(self.strategy, len(selected))
         arrays, _ = self.strategy.aggregate_train(server_round, selected)
         if arrays is None:
             raise ValueError(f"round {server_round}: the strategy produced no model")
         return Aggregate(arrays, _train_metrics(replies), verdict, seconds)
+
+    def _weight(self, name: str, verdict: CuratorVerdict | None) -> float | None:
+        """The FedAvg weight to give ``name`` (``None``: its own example count)."""
+        if self.release is not None:
+            return 1.0
+        return verdict.decision.weights[name] if verdict else None
 
     def _assess(
         self, server_round: int, replies: Mapping[str, Message], global_arrays: ArrayRecord
@@ -136,8 +153,10 @@ class PlaintextAggregation:
         return self.curator.assess(server_round, updates, weights, start)
 
 
-def _reweighted(reply: Message, weight: float) -> Message:
-    """The reply with its FedAvg weight (``num-examples``) replaced by the curator's."""
+def _reweighted(reply: Message, weight: float | None) -> Message:
+    """The reply with its FedAvg weight (``num-examples``) replaced, unless ``None``."""
+    if weight is None:
+        return reply
     metrics = MetricRecord(dict(reply.content.metric_records[METRICS]))
     metrics[NUM_EXAMPLES] = weight
     content = RecordDict({ARRAYS: reply.content.array_records[ARRAYS], METRICS: metrics})

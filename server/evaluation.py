@@ -3,8 +3,9 @@
 * central: the server's held-out test set (what the user is told);
 * validation: the curator's split, used for model selection; with encryption
   the curator node evaluates, since only it holds that data;
-* federated: each sampled owner on its own test split, unless owners train
-  under DP-SGD (a metric of private data would be a release no budget covers).
+* federated: each sampled owner on its own test split, unless the run is
+  differentially private (a metric of private data would be a release no
+  budget covers).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Evaluations:
         """The owners' own evaluations, when due and allowed (see module docstring)."""
         config = self.config
         due = server_round % config.evaluate_every == 0 or server_round == config.num_rounds
-        if config.fraction_evaluate == 0.0 or not due or config.privacy.name == "dp_sgd":
+        if config.fraction_evaluate == 0.0 or not due or config.privacy.name != "none":
             return None
         sampled = sample_owners(config, nodes.owner_names, server_round, "sample-eval")
         view = SubsetGrid(grid, [nodes.owners[name] for name in sampled])

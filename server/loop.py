@@ -38,11 +38,12 @@ from fedcurate.reporting.report import LEDGER_FILE, render_report
 from server.aggregation import Aggregate, EncryptedAggregation, PlaintextAggregation
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
 from server.curator_link import CuratorNode, InProcessCurator
+from server.errors import RunStoppedError
 from server.evaluation import Evaluations, Metrics
 from server.nodes import AttributedGrid, NodeDirectory, discover_nodes
 from server.privacy import PrivacyMonitor
 from server.strategies import build_strategy, load_strategy_state_dict, strategy_state_dict
-from server.train_phase import RunStoppedError, TrainPhase, TrainRequest
+from server.train_phase import TrainPhase, TrainRequest
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,12 @@ class FederatedRun:
         self.federation = build_federation(config)
         self.model = build_model(config.model, self.federation.spec, config.seed)
         self.layout = ParamLayout.of(model_to_record(self.model))
-        self.strategy = build_strategy(config)
+        self.privacy = PrivacyMonitor(config)
+        central = self.privacy.central
+        self.strategy = build_strategy(config, central.noise_multiplier if central else None)
         self.checkpoints = CheckpointStore(run_dir / "checkpoints", experiment_fingerprint(config))
         self.best_model_path = run_dir / "checkpoints" / "best.pkl"
         self.totals = RunTotals()
-        self.privacy = PrivacyMonitor(config)
         self.progress = RoundProgress(config.num_rounds)
         self.in_process_curator = (
             InProcessCurator(config, self.federation)
@@ -157,7 +159,12 @@ class FederatedRun:
 
     def _pipeline(self, node: CuratorNode | None) -> Pipeline:
         if node is None:
-            return PlaintextAggregation(self.strategy, self.layout, self.in_process_curator)
+            return PlaintextAggregation(
+                self.strategy,
+                self.layout,
+                self.in_process_curator,
+                release=self.privacy.release if self.privacy.central else None,
+            )
         context = node.public_context()
         scoring = self.config.curator.name == "first_order"
         expected = resolve_preset(self.config.crypto.preset, encrypted_scoring=scoring)
@@ -194,6 +201,7 @@ class FederatedRun:
         evaluations: Evaluations,
     ) -> ServerState:
         start = time.perf_counter()
+        self.privacy.check_budget(server_round)
         request = TrainRequest(
             self.config, self.grid, self.nodes, self.privacy, self.totals.updates_received
         )

@@ -12,8 +12,15 @@ import math
 from typing import Any
 
 from flwr.app import ConfigRecord
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, Strategy
 
 from fedcurate.config import Config
+from fedcurate.privacy.central import (
+    ClientLevelAccountant,
+    central_delta,
+    central_noise_multiplier,
+)
+from server.errors import RunStoppedError
 
 _FIELDS = {
     "dp_epsilon": "epsilon",
@@ -25,16 +32,28 @@ _FIELDS = {
 
 
 class PrivacyMonitor:
-    """Latest privacy summary of each owner, and the rounds in which owners stopped."""
+    """What the server knows of the run's privacy spending.
+
+    Under ``dp_sgd`` it collects each owner's ledger summary (the owners' own
+    ledgers enforce their budgets). Under ``central_dp`` the server itself is
+    the mechanism: it holds the client-level accountant and stops the run
+    before a round would exceed the budget.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.owners: dict[str, dict[str, Any]] = {}
+        self.central = _central_accountant(config)
 
     @property
-    def enabled(self) -> bool:
-        """Whether owners train with sample-level DP."""
+    def owner_level(self) -> bool:
+        """Whether owners train with sample-level DP-SGD."""
         return self.config.privacy.name == "dp_sgd"
+
+    @property
+    def withholds_data_metrics(self) -> bool:
+        """Whether owners keep metrics of their private data to themselves (any DP)."""
+        return self.config.privacy.name != "none"
 
     def observe(self, owner: str, record: ConfigRecord, server_round: int, declined: bool) -> None:
         """Take an owner's ledger summary from its reply of ``server_round``."""
@@ -46,13 +65,27 @@ class PrivacyMonitor:
         if declined and entry["stopped_on_budget"] is None:
             entry["stopped_on_budget"] = server_round
 
-    def rounds_trained(self, owner: str) -> int:
-        """Rounds the owner reported having trained (0 if never heard from)."""
-        return int(self.owners.get(owner, {}).get("rounds_trained", 0))
+    def check_budget(self, server_round: int) -> None:
+        """Stop before a client-level release that would exceed the budget."""
+        if self.central is not None and self.central.would_exceed():
+            raise RunStoppedError(
+                f"round {server_round}: client-level ε would exceed the budget "
+                f"{self.central.budget:g} (spent {self.central.epsilon():.3f})"
+            )
+
+    def release(self, strategy: Strategy, averaged: int) -> None:
+        """Scale the DP wrapper's noise to the ``averaged`` updates, and account the round."""
+        if self.central is None:
+            return
+        assert isinstance(strategy, DifferentialPrivacyServerSideFixedClipping)
+        strategy.num_sampled_clients = averaged
+        self.central.record()
 
     def round_record(self) -> dict[str, Any] | None:
-        """ε of every owner after this round, for ``metrics.jsonl``."""
-        if not self.enabled:
+        """ε after this round, for ``metrics.jsonl``."""
+        if self.central is not None:
+            return {"budget": self.central.budget, "client_level_epsilon": self.central.epsilon()}
+        if not self.owner_level:
             return None
         return {
             "budget": self.config.privacy.epsilon,
@@ -66,7 +99,9 @@ class PrivacyMonitor:
 
     def summary(self) -> dict[str, Any] | None:
         """``summary.json``'s ``privacy`` entry."""
-        if not self.enabled:
+        if self.central is not None:
+            return self._central_summary(self.central)
+        if not self.owner_level:
             return None
         spent = [e["epsilon"] for e in self.owners.values() if "epsilon" in e]
         return {
@@ -82,10 +117,43 @@ class PrivacyMonitor:
             "owners": dict(sorted(self.owners.items())),
         }
 
+    def _central_summary(self, central: ClientLevelAccountant) -> dict[str, Any]:
+        epsilon = central.epsilon()
+        return {
+            "mechanism": "central_dp",
+            "description": (
+                "Client-level (ε, δ)-DP at a trusted server (DP-FedAvg with Flower's "
+                "server-side fixed clipping): updates clipped to "
+                f"{self.config.privacy.max_grad_norm:g}, averaged with equal weights, "
+                "Gaussian noise added; one release per round, no sampling amplification. "
+                "Owners release no loss or accuracy measured on their private data."
+            ),
+            "budget": central.budget,
+            "epsilon": epsilon,
+            "max_epsilon": epsilon,
+            "delta": central.delta,
+            "noise_multiplier": central.noise_multiplier,
+            "rounds": len(central.history),
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """Plain-data copy for checkpoints."""
-        return {"owners": {o: dict(e) for o, e in self.owners.items()}}
+        return {
+            "owners": {o: dict(e) for o, e in self.owners.items()},
+            "central": None if self.central is None else self.central.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
         self.owners = {o: dict(e) for o, e in state["owners"].items()}
+        if self.central is not None:
+            self.central.load_state_dict(state["central"])
+
+
+def _central_accountant(config: Config) -> ClientLevelAccountant | None:
+    cfg = config.privacy
+    if cfg.name != "central_dp":
+        return None
+    delta = central_delta(cfg, config.num_clients)
+    rounds = cfg.planned_rounds or config.num_rounds
+    return ClientLevelAccountant(central_noise_multiplier(cfg, delta, rounds), delta, cfg.epsilon)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flwr.serverapp.strategy import (
+    DifferentialPrivacyServerSideFixedClipping,
     FedAdam,
     FedAvg,
     FedAvgM,
@@ -73,29 +74,56 @@ STRATEGIES: dict[str, Callable[[Config], Strategy]] = {
 }
 
 
-def build_strategy(config: Config) -> Strategy:
-    """The Flower strategy named by ``config.strategy.name``."""
+def build_strategy(config: Config, noise_multiplier: float | None = None) -> Strategy:
+    """The Flower strategy named by ``config.strategy.name``.
+
+    With ``privacy=central_dp`` it is wrapped in Flower's
+    ``DifferentialPrivacyServerSideFixedClipping`` with ``noise_multiplier``
+    (see :mod:`fedcurate.privacy.central` for the accounting).
+    """
     try:
         factory = STRATEGIES[config.strategy.name]
     except KeyError:
         raise ConfigError(
             f"strategy.name: '{config.strategy.name}' is not one of {sorted(STRATEGIES)}"
         ) from None
-    return factory(config)
+    strategy = factory(config)
+    if config.privacy.name != "central_dp":
+        return strategy
+    assert noise_multiplier is not None, "central DP needs the accountant's noise multiplier"
+    return DifferentialPrivacyServerSideFixedClipping(
+        strategy,
+        noise_multiplier=noise_multiplier,
+        clipping_norm=config.privacy.max_grad_norm,
+        num_sampled_clients=min(
+            config.num_clients, max(1, round(config.fraction_train * config.num_clients))
+        ),
+    )
 
 
 def strategy_state_dict(strategy: Strategy) -> dict[str, Any]:
-    """A deep copy of the strategy's round-to-round state."""
-    return {
+    """A deep copy of the strategy's round-to-round state (wrapped strategies included)."""
+    state: dict[str, Any] = {
         name: copy.deepcopy(getattr(strategy, name))
         for name in STATEFUL_ATTRIBUTES
         if hasattr(strategy, name)
     }
+    inner = getattr(strategy, "strategy", None)
+    if isinstance(inner, Strategy):
+        state[WRAPPED] = strategy_state_dict(inner)
+    return state
 
 
 def load_strategy_state_dict(strategy: Strategy, state: dict[str, Any]) -> None:
     """Restore what :func:`strategy_state_dict` captured."""
     for name, value in state.items():
+        if name == WRAPPED:
+            load_strategy_state_dict(strategy.strategy, value)  # type: ignore[attr-defined]
+            continue
         if not hasattr(strategy, name):
             raise ValueError(f"{type(strategy).__name__} has no state '{name}' to restore")
         setattr(strategy, name, copy.deepcopy(value))
+
+
+#: Key of a wrapped strategy's own state (Flower's DP wrappers hold one).
+WRAPPED = "wrapped-strategy"

@@ -25,20 +25,13 @@ from fedcurate.protocol import (
     declined_reason,
 )
 from fedcurate.seeding import numpy_rng
+from server.errors import RoundFailedError, RunStoppedError
 from server.grids import SubsetGrid, content_bytes
 from server.nodes import NodeDirectory
 from server.privacy import PrivacyMonitor
 from server.validation import check_train_metrics
 
 log = logging.getLogger(__name__)
-
-
-class RoundFailedError(RuntimeError):
-    """A round kept getting too few valid replies; the run stops rather than stall."""
-
-
-class RunStoppedError(RuntimeError):
-    """The run cannot go on by design (e.g. every owner's privacy budget is spent)."""
 
 
 @dataclass
@@ -175,7 +168,7 @@ class TrainRequest:
                 continue
             self.updates_received[name] = self.updates_received.get(name, 0) + 1
             problem = check_train_metrics(
-                reply.content, with_data_metrics=not self.privacy.enabled
+                reply.content, with_data_metrics=not self.privacy.withholds_data_metrics
             ) or check_update(name, reply.content)
             if problem:
                 phase.rejected[name] = problem

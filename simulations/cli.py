@@ -82,7 +82,13 @@ def outcome_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
         f"{best['round']}: test accuracy {_num(best['accuracy'])}"
     ]
     privacy = summary.get("privacy")
-    if privacy:
+    if privacy and privacy["mechanism"] == "central_dp":
+        lines.append(
+            f"privacy: client-level DP at the server, ε = {_num(privacy['epsilon'], 2)} of "
+            f"{privacy['budget']:g} (δ = {privacy['delta']:.0e}, noise multiplier "
+            f"{privacy['noise_multiplier']:.2f})"
+        )
+    elif privacy:
         owners = privacy["owners"]
         stopped = [o for o, e in owners.items() if e.get("stopped_on_budget")]
         lines.append(

@@ -16,7 +16,7 @@ from clients.site import Site
 from fedcurate.config import compose_config
 from server.loop import FederatedRun
 from server.strategies import STRATEGIES
-from server.train_phase import RoundFailedError
+from server.errors import RoundFailedError
 from simulations.runner import run_simulation
 
 SMALL = ["num_clients=4", "num_rounds=2", "train.local_epochs=1"]
