@@ -7,11 +7,16 @@ Flower's simulation engine does, but without its polling loop and actor start-up
 
 from __future__ import annotations
 
+import importlib
 import logging
+import multiprocessing
+import os
 import traceback
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
+import torch
 from flwr.app import Context, Error, Message, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
@@ -25,10 +30,14 @@ log = logging.getLogger(__name__)
 class InProcessGrid(Grid):
     """A Grid whose nodes are ClientApp calls in this process.
 
+    With ``workers > 1`` the calls of one ``send_and_receive`` run in that many
+    worker processes (spawned, so torch's thread pools are not forked); each
+    node's context travels with its message and comes back updated.
+
     Parameters
     ----------
-    client_app : ClientApp
-        The app every virtual node runs.
+    client_app : str
+        ``module:attribute`` of the ClientApp every virtual node runs.
     node_configs : sequence of UserConfig
         One ``node_config`` per node (``partition-id`` / ``num-partitions`` in
         simulation); node ids follow the SuperLink's own id.
@@ -36,16 +45,29 @@ class InProcessGrid(Grid):
         The run's config, shared by every node.
     run_id : int
         Id of the run.
+    workers : int
+        Worker processes (1: every call in this process).
     """
 
     def __init__(
         self,
-        client_app: ClientApp,
+        client_app: str,
         node_configs: Sequence[UserConfig],
         run_config: UserConfig,
         run_id: int = 1,
+        workers: int = 1,
     ) -> None:
-        self._client_app = client_app
+        self._client_app = load_client_app(client_app)
+        self._pool = (
+            ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(client_app,),
+            )
+            if workers > 1
+            else None
+        )
         self._run = Run.create_empty(run_id)
         self._run.override_config = dict(run_config)
         self._contexts = {
@@ -89,12 +111,25 @@ class InProcessGrid(Grid):
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         """Run each message's ClientApp call and keep the reply for pulling."""
-        ids = []
-        for message in messages:
-            message_id = self._stamp(message)
-            self._pending[message_id] = self._execute(message)
-            ids.append(message_id)
-        return ids
+        batch = [(self._stamp(message), message) for message in messages]
+        if self._pool is None:
+            for message_id, message in batch:
+                self._pending[message_id] = self._execute(message)
+        else:
+            jobs = [(m, self._contexts.get(m.metadata.dst_node_id)) for _, m in batch]
+            for (message_id, _), (reply, context) in zip(
+                batch, self._pool.map(_execute_in_worker, jobs), strict=True
+            ):
+                self._pending[message_id] = reply
+                if context is not None:
+                    self._contexts[context.node_id] = context
+        return [message_id for message_id, _ in batch]
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Replies to the given message ids (each handed out once)."""
@@ -117,17 +152,46 @@ class InProcessGrid(Grid):
         return message_id
 
     def _execute(self, message: Message) -> Message:
-        node_id = message.metadata.dst_node_id
-        if node_id not in self._contexts:
-            return Message(
-                Error(ErrorCode.NODE_UNAVAILABLE, f"no node {node_id}"), reply_to=message
-            )
-        try:
-            return self._client_app(message, self._contexts[node_id])
-        except Exception as error:  # a crashing ClientApp is a failed node, not a crashed run
-            log.debug("ClientApp raised on node %s:\n%s", node_id, traceback.format_exc())
-            reason = f"{type(error).__name__}: {error}"
-            return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+        return _call(self._client_app, message, self._contexts.get(message.metadata.dst_node_id))
+
+
+def _call(client_app: ClientApp, message: Message, context: Context | None) -> Message:
+    """One ClientApp call; a missing node or a raising app becomes an error reply."""
+    node_id = message.metadata.dst_node_id
+    if context is None:
+        return Message(Error(ErrorCode.NODE_UNAVAILABLE, f"no node {node_id}"), reply_to=message)
+    try:
+        return client_app(message, context)
+    except Exception as error:  # a crashing ClientApp is a failed node, not a crashed run
+        log.debug("ClientApp raised on node %s:\n%s", node_id, traceback.format_exc())
+        reason = f"{type(error).__name__}: {error}"
+        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+
+
+_WORKER_APP: ClientApp | None = None
+
+
+def _start_worker(app_ref: str) -> None:
+    """Worker process set-up: one torch thread, the ClientApp imported by reference."""
+    global _WORKER_APP  # noqa: PLW0603 -- one app per worker process, set once
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    torch.set_num_threads(1)
+    _WORKER_APP = load_client_app(app_ref)
+
+
+def _execute_in_worker(job: tuple[Message, Context | None]) -> tuple[Message, Context | None]:
+    message, context = job
+    assert _WORKER_APP is not None
+    return _call(_WORKER_APP, message, context), context
+
+
+def load_client_app(app_ref: str) -> ClientApp:
+    """The ClientApp named ``module:attribute``."""
+    module, _, attribute = app_ref.partition(":")
+    app = getattr(importlib.import_module(module), attribute)
+    if not isinstance(app, ClientApp):
+        raise TypeError(f"{app_ref} is not a flwr ClientApp")
+    return app
 
 
 def simulation_node_configs(num_nodes: int) -> list[UserConfig]:

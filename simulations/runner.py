@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,6 @@ from flwr.app import Context, RecordDict, UserConfig
 from flwr.common.constant import SUPERLINK_NODE_ID
 from omegaconf import OmegaConf
 
-from clients.app import app as client_app
 from clients.site import simulation_key_dir
 from fedcurate.config import RUN_CONFIG_OVERRIDES, RUN_CONFIG_RUN_DIR, Config
 from fedcurate.crypto import SECRET_KEY_FILE, keys_init
@@ -20,6 +20,9 @@ from fedcurate.reporting import RunOutputs
 from server.app import app as server_app
 from server.loop import needs_curator_node
 from simulations.inprocess import InProcessGrid, simulation_node_configs
+
+#: The ClientApp every simulated node runs (as in pyproject's [tool.flwr.app.components]).
+CLIENT_APP = "clients.app:app"
 
 #: The project directory (pyproject.toml, conf/), for Flower's engine.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -73,7 +76,7 @@ def run_simulation(config: Config, overrides: list[str], run_dir: Path) -> dict[
 
         run_on_flower_engine(run_config, num_nodes(config), workers=config.workers)
     else:
-        _run_inprocess(run_config, num_nodes(config))
+        _run_inprocess(run_config, num_nodes(config), _workers(config.workers))
     return outputs.read_summary()
 
 
@@ -82,11 +85,16 @@ def quiet_flower_logs() -> None:
     logging.getLogger("flwr").setLevel(logging.WARNING)
 
 
-def _run_inprocess(run_config: UserConfig, nodes: int) -> None:
+def _workers(configured: int) -> int:
+    """``workers=0`` means one per core."""
+    return configured or (os.cpu_count() or 1)
+
+
+def _run_inprocess(run_config: UserConfig, nodes: int, workers: int) -> None:
     # One thread per simulated client: the models are small, and intra-op threads
     # only add synchronisation (and fight other processes for the cores).
     torch.set_num_threads(1)
-    grid = InProcessGrid(client_app, simulation_node_configs(nodes), run_config)
+    grid = InProcessGrid(CLIENT_APP, simulation_node_configs(nodes), run_config, workers=workers)
     context = Context(
         run_id=grid.run.run_id,
         node_id=SUPERLINK_NODE_ID,
@@ -94,4 +102,7 @@ def _run_inprocess(run_config: UserConfig, nodes: int) -> None:
         state=RecordDict(),
         run_config=run_config,
     )
-    server_app(grid, context)
+    try:
+        server_app(grid, context)
+    finally:
+        grid.close()
