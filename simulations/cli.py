@@ -196,13 +196,13 @@ def _run_dir(text: str) -> Path:
     return path
 
 
-def _lazy(module: str) -> Callable[[list[str]], int]:
-    """A command implemented by ``module.main(argv)``, imported only when run."""
+def _lazy(module: str, function: str = "main") -> Callable[[list[str]], int]:
+    """A command implemented by ``module.function(argv)``, imported only when run."""
 
     def command(argv: list[str]) -> int:
         import importlib
 
-        result: int = importlib.import_module(module).main(argv)
+        result: int = getattr(importlib.import_module(module), function)(argv)
         return result
 
     return command
@@ -219,6 +219,7 @@ BENCHMARKS = {
     "valuation": "valuation estimators vs exact Shapley",
     "fedprox": "FedProx vs FedAvg on Synthetic(1,1), paper protocol",
     "scale": "wall time and peak memory vs owners and model size",
+    "quality": "label-error detection and annotation on a site's data",
 }
 
 
@@ -244,6 +245,18 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "tune": (_tune, "tune hyperparameters with Optuna (hpo=NAME, resumable)"),
     "keys": (_lazy("simulations.keys_cmd"), "provision and inspect CKKS, TLS and node keys"),
     "audit-privacy": (_lazy("simulations.audit_cmd"), "audit an owner's DP-SGD against its ε"),
+    "evaluate": (
+        _lazy("simulations.owner_tools", "evaluate_main"),
+        "evaluate a run's best or final model: per-class metrics, calibration, fairness",
+    ),
+    "inspect-data": (
+        _lazy("simulations.owner_tools", "inspect_data_main"),
+        "data owner: find likely label errors, duplicates, outliers (stays local)",
+    ),
+    "annotate": (
+        _lazy("simulations.owner_tools", "annotate_main"),
+        "data owner: propose calibrated labels for unlabelled rows (stays local)",
+    ),
     "bench": (_bench, "run a benchmark (sim, dp, he, valuation, fedprox)"),
 }
 
