@@ -220,14 +220,17 @@ class HpoConfig:
     """A tuning study for ``fedcurate tune`` (``hpo=NAME`` selects one in ``conf/hpo``).
 
     Trials maximise the selected model's accuracy on the curator's validation
-    split; a trial whose owners may spend more than ``max_epsilon`` is refused.
-    ``params`` maps override keys (``train.lr``) to search dimensions.
+    split (averaged over experiment ``seeds`` when given, so the choice does not
+    ride on one draw); a trial whose owners may spend more than ``max_epsilon``
+    is refused. ``params`` maps override keys (``train.lr``) to search
+    dimensions; ``seed`` seeds the sampler.
     """
 
     name: str = "none"
     trials: int = 6
     max_epsilon: float | None = None
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)
     params: dict[str, HpoParam] = field(default_factory=dict)
 
 

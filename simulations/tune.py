@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import shlex
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,25 +84,40 @@ def _baseline_params(config: Config, hpo: HpoConfig) -> dict[str, Any]:
 
 
 def run_trial(trial: Trial, base: list[str], hpo: HpoConfig, out: Path) -> float:
-    """One trial: suggest, check the budget, simulate, record the outcome."""
+    """One trial: suggest, check the budget, simulate once per seed, record the outcome."""
     params = {key: suggest(trial, key, space) for key, space in hpo.params.items()}
     overrides = trial_overrides(base, params)
     config = compose_config(overrides)
-    private = config.privacy.name == "dp_sgd"
+    private = config.privacy.name != "none"
     if private and hpo.max_epsilon is not None and config.privacy.epsilon > hpo.max_epsilon:
         raise optuna.TrialPruned(
             f"privacy.epsilon={config.privacy.epsilon} exceeds hpo.max_epsilon={hpo.max_epsilon}"
         )
-    run_dir = _run_dir(out, overrides)
-    with contextlib.redirect_stderr(io.StringIO()):
-        summary = run_simulation(config, overrides, run_dir)
-    outcome = _outcome(summary, run_dir)
+    seeds: list[int | None] = list(hpo.seeds) if hpo.seeds else [None]
+    outcomes = [_simulate(overrides, seed, out) for seed in seeds]
+    outcome = TrialOutcome(
+        validation_accuracy=statistics.mean(o.validation_accuracy for o in outcomes),
+        test_accuracy=_mean_or_none([o.test_accuracy for o in outcomes]),
+        max_epsilon=max(
+            (o.max_epsilon for o in outcomes if o.max_epsilon is not None), default=None
+        ),
+        run_dir=outcomes[0].run_dir,
+    )
     if hpo.max_epsilon is not None and (outcome.max_epsilon or 0.0) > hpo.max_epsilon:
         raise optuna.TrialPruned(f"owners spent ε={outcome.max_epsilon} > {hpo.max_epsilon}")
     for name, value in vars(outcome).items():
         trial.set_user_attr(name, value)
     trial.set_user_attr("overrides", overrides)
     return outcome.validation_accuracy
+
+
+def _simulate(overrides: list[str], seed: int | None, out: Path) -> TrialOutcome:
+    """One run of a trial (``seed`` appended when the study averages over seeds)."""
+    args = overrides if seed is None else [*overrides, f"seed={seed}"]
+    run_dir = _run_dir(out, args)
+    with contextlib.redirect_stderr(io.StringIO()):
+        summary = run_simulation(compose_config(args), args, run_dir)
+    return _outcome(summary, run_dir)
 
 
 def _outcome(summary: dict[str, Any], run_dir: Path) -> TrialOutcome:
@@ -117,6 +133,11 @@ def _outcome(summary: dict[str, Any], run_dir: Path) -> TrialOutcome:
         max_epsilon=privacy.get("max_epsilon"),
         run_dir=str(run_dir),
     )
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.mean(known) if known else None
 
 
 def open_study(out: Path, hpo: HpoConfig, base_config: Config) -> optuna.Study:
