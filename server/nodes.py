@@ -83,18 +83,23 @@ def discover_nodes(
         Message(RecordDict(), dst_node_id=node_id, message_type=DESCRIBE) for node_id in node_ids
     ]
     directory = NodeDirectory()
+    # Why a node is missing from the directory: named in the error if too few remain.
+    problems = dict.fromkeys(node_ids, f"no answer within {timeout:.0f}s")
     for reply in grid.send_and_receive(messages, timeout=timeout):
         node_id = reply.metadata.src_node_id
         if reply.has_error():
-            log.warning("node %s could not describe itself: %s", node_id, reply.error.reason)
+            problems[node_id] = f"could not describe itself: {reply.error.reason}"
+            log.warning("node %s %s", node_id, problems[node_id])
             continue
         try:
             description = NodeDescription.from_content(reply.content)
         except ProtocolError as error:
-            log.warning("node %s sent an invalid description: %s", node_id, error)
+            problems[node_id] = f"sent an invalid description: {error}"
+            log.warning("node %s %s", node_id, problems[node_id])
             continue
+        problems.pop(node_id, None)
         _register(directory, node_id, description)
-    _check_complete(directory, expected_owners, need_curator)
+    _check_complete(directory, expected_owners, need_curator, problems)
     return directory
 
 
@@ -194,10 +199,16 @@ def _register(directory: NodeDirectory, node_id: int, description: NodeDescripti
     directory.examples[description.name] = description.num_examples
 
 
-def _check_complete(directory: NodeDirectory, expected_owners: int, need_curator: bool) -> None:
+def _check_complete(
+    directory: NodeDirectory,
+    expected_owners: int,
+    need_curator: bool,
+    problems: dict[int, str],
+) -> None:
+    details = "".join(f"; node {node_id} {problem}" for node_id, problem in problems.items())
     if len(directory.owners) < expected_owners:
         raise FederationError(
-            f"{len(directory.owners)} owners answered, the run needs {expected_owners}"
+            f"{len(directory.owners)} owners answered, the run needs {expected_owners}{details}"
         )
     if need_curator and directory.curator is None:
-        raise FederationError("no curator node answered; start one with role=curator")
+        raise FederationError(f"no curator node answered; start one with role=curator{details}")
