@@ -45,7 +45,7 @@ from fedcurate.curation import (
     ValuationContext,
 )
 from fedcurate.curation.exact import exact_shapley
-from fedcurate.data import build_federation, owner_name
+from fedcurate.data import Federation, build_federation, owner_name
 from fedcurate.data.corruption import FREE_RIDER_KINDS, UPDATE_KINDS, corrupt_update
 from fedcurate.models import build_model
 from fedcurate.seeding import numpy_rng, torch_generator
@@ -80,7 +80,10 @@ class SimulatedRound:
 
 
 def simulate_rounds(
-    config: Config, evaluator: ValidationEvaluator, rounds: int
+    config: Config,
+    evaluator: ValidationEvaluator,
+    rounds: int,
+    federation: Federation | None = None,
 ) -> Iterator[SimulatedRound]:
     """Train every owner of ``config``'s federation from a common ``w_t``, round after round.
 
@@ -88,9 +91,10 @@ def simulate_rounds(
     initialisation). Data corruptions are already in the federation's owner
     data; update corruptions (free riders, sign flips, scaling) replace what the
     owner sends. After each yielded round the global model moves by FedAvg over
-    all updates, weighted by the owners' example counts.
+    all updates, weighted by the owners' example counts. ``federation`` replaces
+    the one ``config`` describes (e.g. with two owners holding the same data).
     """
-    federation = build_federation(config)
+    federation = federation or build_federation(config)
     global_weights = evaluator.flatten(evaluator.model)
     last_change: np.ndarray | None = None
     corrupted = {owner_name(i): kind for i, kind in federation.corruption.items()}
@@ -213,6 +217,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     (r["spearman"] for r in chosen if r["spearman"] is not None), default=None
                 ),
                 "pearson_mean": _mean([r["pearson"] for r in chosen]),
+                "evaluations_mean": _mean([r["evaluations"] for r in chosen]),
                 "evaluation_fraction_mean": _mean([r["evaluation_fraction"] for r in chosen]),
                 "evaluation_fraction_max": max(r["evaluation_fraction"] for r in chosen),
                 "auroc_mean": _mean([r["auroc"] for r in chosen]),
@@ -245,8 +250,10 @@ def gtg_verdict(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return verdict
 
 
-def run(scenarios: Sequence[str], rounds: int, seed: int) -> list[dict[str, Any]]:
-    """Every scenario's rounds, printed as they finish; returns the records."""
+def run(
+    scenarios: Sequence[str], rounds: int, seed: int, *, echo: bool = True
+) -> list[dict[str, Any]]:
+    """Every scenario's rounds, printed as they finish (``echo``); returns the records."""
     records = []
     for scenario in scenarios:
         config = compose_config([*SCENARIOS[scenario], f"seed={seed}", "curator=gtg_shapley"])
@@ -255,8 +262,9 @@ def run(scenarios: Sequence[str], rounds: int, seed: int) -> list[dict[str, Any]
         evaluator = ValidationEvaluator(template, federation.validation)
         for simulated in simulate_rounds(config, evaluator, rounds):
             for result in bench_round(simulated, config, evaluator):
-                record = {"scenario": scenario, **result}
-                print(json.dumps(record), flush=True)
+                record = {"scenario": scenario, "seed": seed, **result}
+                if echo:
+                    print(json.dumps(record), flush=True)
                 records.append(record)
     return records
 

@@ -220,6 +220,8 @@ BENCHMARKS = {
     "fedprox": "FedProx vs FedAvg on Synthetic(1,1), paper protocol",
     "scale": "wall time and peak memory vs owners and model size",
     "quality": "label-error detection and annotation on a site's data",
+    "privacy": "test accuracy under per-owner DP-SGD at ε = 8 and ε = 3",
+    "curator": "detection AUROC, exclusions and accuracy vs robust strategies",
 }
 
 
@@ -257,7 +259,15 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
         _lazy("simulations.owner_tools", "annotate_main"),
         "data owner: propose calibrated labels for unlabelled rows (stays local)",
     ),
-    "bench": (_bench, "run a benchmark (sim, dp, he, valuation, fedprox)"),
+    "select": (
+        _lazy("simulations.select_runs", "select_main"),
+        "rank finished runs by validation metric and name the best, with its privacy cost",
+    ),
+    "deploy-local": (
+        _lazy("simulations.deploy_local"),
+        "deploy on this machine: SuperLink, SuperNodes and the ServerApp as processes",
+    ),
+    "bench": (_bench, "run a benchmark ('fedcurate bench' lists them)"),
 }
 
 

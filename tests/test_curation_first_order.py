@@ -10,6 +10,7 @@ from fedcurate.config import CuratorConfig, compose_config
 from fedcurate.curation import CoalitionGame, Curator, ValidationEvaluator
 from fedcurate.curation.exact import exact_shapley
 from fedcurate.curation.first_order import (
+    descent_alignment,
     first_order_scores,
     first_order_shapley,
     harmonic_number,
@@ -138,3 +139,18 @@ def test_encrypted_path_refuses_coalition_methods() -> None:
     curator = Curator(CuratorConfig(name="gtg_shapley"), model, federation.validation)
     with pytest.raises(ValueError, match="needs plaintext updates"):
         curator.assess_from_scores(1, {"a": 0.1}, {"a": 1.0})
+
+
+def test_descent_alignment_is_the_cosine_with_the_descent_direction() -> None:
+    gradient = np.array([1.0, 0.0, 0.0])
+    updates = {
+        "down": np.array([-2.0, 0.0, 0.0]),
+        "sideways": np.array([0.0, 5.0, 0.0]),
+        "up": np.array([3.0, 3.0, 0.0]),
+        "still": np.zeros(3),
+    }
+    alignment = descent_alignment(updates, gradient)
+    assert alignment["down"] == pytest.approx(1.0)
+    assert alignment["sideways"] == pytest.approx(0.0)
+    assert alignment["up"] == pytest.approx(-np.sqrt(0.5))
+    assert alignment["still"] == 0.0

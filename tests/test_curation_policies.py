@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fedcurate.config import CuratorConfig
-from fedcurate.curation.ledger import Observation
-from fedcurate.curation.policies import decide, outlier_scores, replay_reputation
+from fedcurate.curation.evidence import Observation, robust_z
+from fedcurate.curation.policies import decide, replay_reputation
 
 CONFIG = CuratorConfig(name="gtg_shapley")
 
@@ -42,7 +42,7 @@ def test_exclusion_needs_evidence_across_rounds() -> None:
     later = history(**honest, bad=bad)
     decisions = decide("exclude", later, base(later), CONFIG)
     assert not decisions["bad"].included
-    assert "confidently harmful" in decisions["bad"].reason
+    assert "confidently far below" in decisions["bad"].reason
     assert all(decisions[name].included for name in honest)
 
 
@@ -53,7 +53,7 @@ def test_one_bad_round_is_not_enough() -> None:
     )
     decision = decide("exclude", owners, base(owners), CONFIG)["unlucky"]
     assert decision.included
-    assert "not significantly below 0" in decision.reason
+    assert "not significantly below the other owners nor harmful" in decision.reason
 
 
 def test_benign_outlier_among_heterogeneous_owners_is_kept() -> None:
@@ -66,7 +66,7 @@ def test_benign_outlier_among_heterogeneous_owners_is_kept() -> None:
     owners = history(**spread, unusual=list(-0.4 + 0.05 * rng.normal(size=8)))
     decision = decide("exclude", owners, base(owners), CONFIG)["unusual"]
     assert decision.included
-    assert "not unlike the other owners" in decision.reason
+    assert "not far enough below" in decision.reason
 
 
 def test_false_exclusion_rate_of_benign_federations_is_small() -> None:
@@ -86,8 +86,8 @@ def test_false_exclusion_rate_of_benign_federations_is_small() -> None:
     assert ever_excluded / owners_seen <= 0.05
 
 
-def test_outlier_scores_survive_a_zero_mad() -> None:
-    scores = outlier_scores({"a": 1.0, "b": 1.0, "c": 1.0, "d": -2.0})
+def test_robust_z_survives_a_zero_mad() -> None:
+    scores = robust_z({"a": 1.0, "b": 1.0, "c": 1.0, "d": -2.0})
     assert np.isfinite(list(scores.values())).all()
     assert scores["d"] < -3 < 0 == scores["a"]
 

@@ -14,9 +14,9 @@ from flwr.app import Array, ArrayRecord, Context, RecordDict
 import clients.owner
 from clients.site import Site
 from fedcurate.config import compose_config
+from server.errors import RoundFailedError
 from server.loop import FederatedRun
 from server.strategies import STRATEGIES
-from server.errors import RoundFailedError
 from simulations.runner import run_simulation
 
 SMALL = ["num_clients=4", "num_rounds=2", "train.local_epochs=1"]

@@ -17,7 +17,7 @@ Encrypted mode (first-order method only; the curator never sees an update)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,10 +25,11 @@ from torch import nn
 
 from fedcurate.config import Config, CuratorConfig, TrainConfig
 from fedcurate.curation.evaluator import ValidationEvaluator
+from fedcurate.curation.evidence import Observation
+from fedcurate.curation.first_order import descent_alignment
 from fedcurate.curation.free_riding import PublicHistory, screen_scores, screen_updates
 from fedcurate.curation.ledger import (
     ContributionLedger,
-    Observation,
     OwnerRecord,
     RoundRecord,
     relative_values,
@@ -41,6 +42,7 @@ from fedcurate.curation.methods import (
     first_order_from_products,
 )
 from fedcurate.curation.policies import OwnerDecision, decide
+from fedcurate.curation.quality import label_quality
 from fedcurate.curation.rounds import RoundUpdates, check_participants
 from fedcurate.curation.settings import check_curator_config
 from fedcurate.data.arrays import ArrayDataset
@@ -102,6 +104,24 @@ class Decision:
             "excluded": self.excluded,
             "note": self.note,
         }
+
+
+@dataclass(frozen=True)
+class UpdateEvidence:
+    """What the curator learns from the updates themselves besides their values.
+
+    Attributes
+    ----------
+    quality : dict[str, float]
+        Owner -> label-quality evidence (see :mod:`fedcurate.curation.quality`).
+    alignment : dict[str, float]
+        Owner -> descent alignment ``cos(Δ_i, -∇L_val(w_t))``.
+
+    Both are empty under encryption (the curator never sees an update).
+    """
+
+    quality: dict[str, float] = field(default_factory=dict)
+    alignment: dict[str, float] = field(default_factory=dict)
 
 
 class Curator:
@@ -178,7 +198,19 @@ class Curator:
         )
         method = VALUATION_METHODS[self.config.name]
         valuation = method(round_updates, self._context(server_round))
-        return self._conclude(server_round, valuation, weights, screened)
+        evidence = self._update_evidence(round_updates, screened)
+        return self._conclude(server_round, valuation, weights, screened, evidence)
+
+    def _update_evidence(
+        self, updates: RoundUpdates, screened: Mapping[str, str]
+    ) -> UpdateEvidence:
+        """Label quality and descent alignment of the updates not screened (plaintext only)."""
+        judged = {name: updates.updates[name] for name in updates.owners if name not in screened}
+        gradient = self.evaluator.loss_gradient(updates.global_weights)
+        return UpdateEvidence(
+            quality=label_quality(self.evaluator, updates, skip=screened),
+            alignment=descent_alignment(judged, gradient),
+        )
 
     def validation_gradient(self, global_weights: np.ndarray) -> np.ndarray:
         """``g_t = ∇L_val(w_t)``, flat float64 (step 4: sent to the server for ``⟨Δ_i, g_t⟩``).
@@ -237,7 +269,8 @@ class Curator:
         screened = screen_scores(products, self._public_products, self.config.free_rider_tolerance)
         self._public_products = {}
         valuation = first_order_from_products(products, weights, self._context(server_round))
-        return self._conclude(server_round, valuation, weights, screened)
+        # Label quality and alignment need the update itself: absent under encryption.
+        return self._conclude(server_round, valuation, weights, screened, UpdateEvidence())
 
     def _conclude(
         self,
@@ -245,18 +278,37 @@ class Curator:
         valuation: Valuation,
         weights: Mapping[str, float],
         screened: Mapping[str, str],
+        evidence: UpdateEvidence,
     ) -> Decision:
-        """Turn values into credit, apply the policy and record the round in the ledger."""
+        """Turn values into credit, apply the policy and record the round in the ledger.
+
+        ``evidence``: label quality and alignment of the owners they were measured for.
+        """
         credit = {
             name: min(share, 0.0) if name in screened else share
             for name, share in relative_values(valuation.values).items()
         }
         history = self.ledger.history()
         for name, share in credit.items():
-            history.setdefault(name, []).append(Observation(server_round, share))
+            observation = Observation(
+                server_round,
+                share,
+                evidence.quality.get(name),
+                name in screened,
+                evidence.alignment.get(name),
+            )
+            history.setdefault(name, []).append(observation)
         base_weights = {name: float(weights[name]) for name in sorted(valuation.values)}
         decisions = decide(self.config.policy, history, base_weights, self.config)
-        self.ledger.record(_round_record(server_round, valuation, credit, decisions, screened))
+        record = _round_record(
+            server_round,
+            valuation,
+            credit=credit,
+            decisions=decisions,
+            screened=screened,
+            evidence=evidence,
+        )
+        self.ledger.record(record)
         return Decision(
             round=server_round,
             method=valuation.method,
@@ -288,9 +340,11 @@ class Curator:
 def _round_record(
     server_round: int,
     valuation: Valuation,
+    *,
     credit: Mapping[str, float],
     decisions: Mapping[str, OwnerDecision],
     screened: Mapping[str, str],
+    evidence: UpdateEvidence,
 ) -> RoundRecord:
     owners = {
         name: OwnerRecord(
@@ -301,6 +355,8 @@ def _round_record(
             reason=decisions[name].reason,
             score=valuation.scores.get(name),
             screen=screened.get(name),
+            quality=evidence.quality.get(name),
+            alignment=evidence.alignment.get(name),
         )
         for name in sorted(valuation.values)
     }

@@ -118,6 +118,18 @@ class ValidationEvaluator:
             correct += hits
         return ValidationScore(total_loss / len(self.y), correct / len(self.y))
 
+    @torch.no_grad()
+    def example_losses(self, flat: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Cross-entropy of every validation example under the model ``flat`` (float64)."""
+        parameters = self._parameters(self._as_tensor(flat))
+        losses = []
+        for start in range(0, len(self.y), self.batch_size):
+            inputs = self.x[start : start + self.batch_size]
+            targets = self.y[start : start + self.batch_size]
+            logits = functional_call(self.model, parameters, (inputs,))
+            losses.append(nn.functional.cross_entropy(logits, targets, reduction="none"))
+        return torch.cat(losses).double().numpy()
+
     def loss_gradient(self, flat: np.ndarray | torch.Tensor) -> np.ndarray:
         """``∇L_val`` at ``flat``: gradient of the mean validation cross-entropy.
 

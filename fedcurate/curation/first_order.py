@@ -24,6 +24,11 @@ no model evaluation:
 
 First order ignores interactions between updates (the second-order terms
 ``⟨Δ_i, H Δ_j⟩`` of in-run Data Shapley).
+
+The *descent alignment* ``cos(Δ_i, -g)`` is the same inner product without the
+update's scale: whether an update points downhill on the validation loss at
+all, whatever its owner's data size. Honest updates of skewed owners point
+sideways (slightly negative at worst); a sign-flipped one points uphill.
 """
 
 from __future__ import annotations
@@ -47,6 +52,16 @@ def first_order_scores(inner_products: Mapping[str, float]) -> dict[str, float]:
         Owner name -> ``⟨Δ_i, g⟩`` for its own (unweighted) update ``Δ_i``.
     """
     return {name: -float(product) for name, product in inner_products.items()}
+
+
+def descent_alignment(updates: Mapping[str, np.ndarray], gradient: np.ndarray) -> dict[str, float]:
+    """``cos(Δ_i, -g)`` per owner (0 for a zero update or a zero gradient)."""
+    gradient_norm = float(np.linalg.norm(gradient))
+    alignment = {}
+    for name, update in updates.items():
+        scale = float(np.linalg.norm(update)) * gradient_norm
+        alignment[name] = -float(np.dot(update, gradient)) / scale if scale > 0 else 0.0
+    return alignment
 
 
 def harmonic_number(n: int) -> float:

@@ -7,8 +7,10 @@ round's values are also stored as *relative values*
 ``r_i = n φ_i / Σ_j |φ_j|``: shares of an equal split among the round's ``n``
 participants (an owner that contributed like every other gets 1, a harmful one
 a negative number, a null one 0). Each round thus hands out the same total of
-credit whatever its units. Cumulative values, reward shares and the policies
-all work on relative values.
+credit whatever its units. Cumulative values and reward shares work on relative
+values; the ``exclude`` policy also weighs label quality (see
+:mod:`fedcurate.curation.evidence`), and the ledger reports each owner's mean
+standing, the evidence that policy decides on.
 
 The ledger is the curator's only state: :meth:`ContributionLedger.state_dict`
 is plain JSON-serialisable data (Opacus-style ``state_dict`` /
@@ -22,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fedcurate.curation.evidence import Observation, mean_standing
+
 STATE_VERSION = 1
 
 
@@ -31,14 +35,6 @@ def relative_values(values: Mapping[str, float]) -> dict[str, float]:
     if scale == 0.0:
         return dict.fromkeys(values, 0.0)
     return {name: len(values) * float(v) / scale for name, v in values.items()}
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One owner's relative value in one round."""
-
-    round: int
-    relative: float
 
 
 @dataclass(frozen=True)
@@ -63,6 +59,13 @@ class OwnerRecord:
     screen : str or None
         Why the update counts as public information (its positive credit is
         withheld, see :mod:`fedcurate.curation.free_riding`), or ``None``.
+    quality : float or None
+        Label-quality evidence of the update (see
+        :mod:`fedcurate.curation.quality`), ``None`` when not measured
+        (encrypted updates, screened updates).
+    alignment : float or None
+        Descent alignment of the update, ``cos(Δ_i, -∇L_val(w_t))``, ``None``
+        when not measured (encrypted updates, screened updates).
     """
 
     value: float
@@ -72,6 +75,8 @@ class OwnerRecord:
     reason: str
     score: float | None = None
     screen: str | None = None
+    quality: float | None = None
+    alignment: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,11 +136,18 @@ class ContributionLedger:
         self._rounds.append(entry)
 
     def history(self) -> dict[str, list[Observation]]:
-        """Owner name -> its relative values, oldest first, over the rounds it took part in."""
+        """Owner name -> its observations, oldest first, over the rounds it took part in."""
         history: dict[str, list[Observation]] = {}
         for entry in self._rounds:
             for name, owner in entry.owners.items():
-                history.setdefault(name, []).append(Observation(entry.round, owner.relative))
+                observation = Observation(
+                    entry.round,
+                    owner.relative,
+                    owner.quality,
+                    owner.screen is not None,
+                    owner.alignment,
+                )
+                history.setdefault(name, []).append(observation)
         return history
 
     def cumulative(self) -> dict[str, float]:
@@ -158,12 +170,22 @@ class ContributionLedger:
             return {name: 1.0 / len(credit) for name in credit} if credit else {}
         return {name: value / total for name, value in credit.items()}
 
+    def standing(self) -> dict[str, float]:
+        """Owner name -> mean standing over its rounds: the ``exclude`` policy's evidence.
+
+        Robust standard deviations from the median participant of each round,
+        credit and label quality together (see :mod:`fedcurate.curation.evidence`);
+        lower means more likely corrupted.
+        """
+        return mean_standing(self.history())
+
     def report(self) -> dict[str, Any]:
-        """The content of ``ledger.json``: rounds, cumulative credit and reward shares."""
+        """The content of ``ledger.json``: rounds, cumulative credit, rewards and standing."""
         return {
             "rounds": [entry.to_dict() for entry in self._rounds],
             "cumulative": self.cumulative(),
             "reward_shares": self.reward_shares(),
+            "standing": self.standing(),
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Policies: what the values decide about this round's aggregation.
 
-A policy reads every owner's history of relative values (see
-:mod:`fedcurate.curation.ledger`; the current round included) and the
+A policy reads every owner's history of observations (relative values and,
+where measured, label quality, descent alignment and the free-rider screen; see
+:mod:`fedcurate.curation.evidence`; the current round included) and the
 participants' reported aggregation weights ``p_i``, and decides for each
 participant a weight (0 = left out of the aggregate) with a reason in words.
 Policies keep no state of their own: each decision is a function of the ledger,
@@ -10,8 +11,10 @@ so a resumed run decides exactly as an uninterrupted one.
 * ``none``: weights as reported.
 * ``weight``: ``p_i`` times the owner's mean relative value (floored), a
   neutral multiplier for newcomers.
-* ``exclude``: leave out owners whose values are *confidently* harmful: the
-  mean is significantly below 0 across rounds *and* far below the other owners'.
+* ``exclude``: leave out owners whose standing (credit and label quality
+  relative to each round's other participants, see
+  :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others',
+  and any update screened as public information.
 * ``reputation``: a decaying beta reputation with quarantine and readmission.
 """
 
@@ -24,11 +27,15 @@ import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
 from fedcurate.config import CuratorConfig
-from fedcurate.curation.ledger import Observation
+from fedcurate.curation.evidence import History, Observation, Standing, standings
 
-#: Factors turning a median / mean absolute deviation into a normal standard deviation.
-MAD_TO_SD = 1.4826
-MEAN_AD_TO_SD = 1.2533
+#: Harm that excludes on credit alone: a mean relative value this far below 0 undoes
+#: as much as an average owner adds (relative values have mean magnitude 1).
+HARM_EFFECT = 1.0
+#: Harm that excludes whatever its size: updates whose mean descent alignment
+#: ``cos(Δ_i, -∇L_val)`` is this far below 0 point uphill, not merely sideways
+#: as honest updates of skewed owners do.
+UPHILL_ALIGNMENT = 0.3
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,6 @@ class OwnerDecision:
         return self.weight > 0.0
 
 
-History = Mapping[str, Sequence[Observation]]
 Policy = Callable[[History, Mapping[str, float], CuratorConfig], dict[str, OwnerDecision]]
 
 
@@ -96,98 +102,144 @@ def weight_policy(
 
 @dataclass(frozen=True)
 class HarmEvidence:
-    """Why an owner's record is, or is not, confidently harmful."""
+    """Why an owner's record is, or is not, confidently bad.
+
+    Attributes
+    ----------
+    rounds : int
+        Rounds the owner was valued in.
+    standing : float
+        Mean standing (robust SDs from each round's median participant).
+    credit, quality : float
+        The two terms of the mean standing.
+    standing_p : float
+        One-sided t-test p-value of "the mean standing is below 0".
+    relative : float
+        Mean relative value (credit in shares of an equal split).
+    relative_p : float
+        One-sided t-test p-value of "the mean relative value is below 0".
+    alignment : float or None
+        Mean descent alignment over the rounds it was measured in (``None``: never).
+    """
 
     rounds: int
-    mean: float
-    p_value: float
-    outlier_score: float
+    standing: float
+    credit: float
+    quality: float
+    standing_p: float
+    relative: float
+    relative_p: float
+    alignment: float | None
+
+    @staticmethod
+    def of(observations: Sequence[Observation], per_round: Sequence[Standing]) -> HarmEvidence:
+        """The evidence of one owner: its observations and their standings."""
+        totals = np.array([s.total for s in per_round], dtype=np.float64)
+        relatives = _relatives(observations)
+        alignments = [o.alignment for o in observations if o.alignment is not None]
+        return HarmEvidence(
+            rounds=len(per_round),
+            standing=float(totals.mean()),
+            credit=float(np.mean([s.credit for s in per_round])),
+            quality=float(np.mean([s.quality for s in per_round])),
+            standing_p=harm_p_value(totals),
+            relative=float(relatives.mean()),
+            relative_p=harm_p_value(relatives),
+            alignment=float(np.mean(alignments)) if alignments else None,
+        )
+
+    @property
+    def uphill(self) -> bool:
+        """Whether its updates, on average, point uphill on the validation loss."""
+        return self.alignment is not None and self.alignment <= -UPHILL_ALIGNMENT
 
 
-def harm_p_value(relatives: np.ndarray) -> float:
-    """One-sided t-test p-value of "the mean relative value is below 0"."""
-    mean = float(relatives.mean())
-    spread = float(relatives.std(ddof=1)) if len(relatives) > 1 else 0.0
+def harm_p_value(values: np.ndarray) -> float:
+    """One-sided t-test p-value of "the mean of ``values`` is below 0"."""
+    mean = float(values.mean())
+    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     if spread == 0.0:
         return 0.0 if mean < 0 else 1.0
-    t_statistic = mean / (spread / np.sqrt(len(relatives)))
-    return float(stats.t.cdf(t_statistic, df=len(relatives) - 1))
-
-
-def outlier_scores(means: Mapping[str, float]) -> dict[str, float]:
-    """Robust z-scores ``(m_i - median) / (1.4826 MAD)`` of the owners' mean relative values.
-
-    When the MAD is 0 (at least half the owners look alike) the scale falls back
-    to the mean absolute deviation, so one deviating owner still gets a finite
-    score rather than an infinite one.
-    """
-    values = np.array(list(means.values()), dtype=np.float64)
-    median = float(np.median(values))
-    deviations = np.abs(values - median)
-    scale = MAD_TO_SD * float(np.median(deviations)) or MEAN_AD_TO_SD * float(deviations.mean())
-    if scale == 0.0:
-        return dict.fromkeys(means, 0.0)
-    return {name: (m - median) / scale for name, m in means.items()}
+    t_statistic = mean / (spread / np.sqrt(len(values)))
+    return float(stats.t.cdf(t_statistic, df=len(values) - 1))
 
 
 def exclude_policy(
     history: History, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
-    """Leave out owners whose cumulative record is confidently harmful.
+    """Leave out owners whose record is confidently bad.
 
-    No oracle count of bad owners: an owner with at least ``warmup_rounds``
-    valued rounds is excluded when both
+    No oracle count of bad owners. An update screened as public information is
+    left out of the round it was sent in: it carries no data of its owner. An
+    owner with at least ``warmup_rounds`` valued rounds is excluded on either
+    of two one-sided t-tests across its rounds, each at ``exclusion_confidence``
+    and Bonferroni-corrected for both tests of every owner with enough rounds
+    (consistent, not merely unlucky):
 
-    * its mean relative value is below 0 by a one-sided t-test across its rounds
-      at ``exclusion_confidence``, Bonferroni-corrected for every owner with
-      enough rounds (harmful, not merely unlucky), and
-    * that mean lies more than ``exclusion_outlier_threshold`` robust standard
-      deviations below the median owner's (unlike the others: benign
-      heterogeneity spreads every owner's values, which widens the MAD and
-      protects unusual but honest owners).
+    * *far below the others*: its mean standing (credit and label quality,
+      relative to each round's participants, see :mod:`fedcurate.curation.evidence`)
+      is below 0 and at least ``exclusion_outlier_threshold`` robust standard
+      deviations below the median participant. Benign heterogeneity keeps owners
+      within a band of the median, and mostly lowers credit while fits stay
+      clean; standing is relative to each round's median, so up to half the
+      owners can be bad without moving the reference onto them.
+    * *harmful*: its mean relative value is below 0, and either at most
+      ``-HARM_EFFECT`` (its updates undo as much as an average owner's add) or
+      its updates point uphill (mean descent alignment at most
+      ``-UPHILL_ALIGNMENT``; plaintext only). This catches what label quality
+      cannot see: a sign-flipped update fits other owners' data well, and a small
+      owner's sign flip does little harm per round but points straight uphill.
 
     The decision is re-taken each round from all evidence so far, so more
     rounds only sharpen it.
     """
+    per_round = standings(history)
     established = {
-        name: _relatives(observations)
+        name: HarmEvidence.of(observations, per_round[name])
         for name, observations in history.items()
         if len(observations) >= config.warmup_rounds
     }
-    means = {name: float(relatives.mean()) for name, relatives in established.items()}
-    outliers = outlier_scores(means) if means else {}
-    # Bonferroni over every owner under test (not just this round's participants):
-    # with partial participation the whole federation is the family of tests.
-    alpha = (1.0 - config.exclusion_confidence) / max(len(established), 1)
+    # Bonferroni over both tests of every owner under test (not just this round's
+    # participants): with partial participation the whole federation is the family.
+    alpha = (1.0 - config.exclusion_confidence) / (2 * max(len(established), 1))
     decisions = {}
     for name, weight in base_weights.items():
-        if name not in established:
+        if history[name][-1].screened:
+            reason = "excluded this round: its update is public information, no data of its own"
+            decisions[name] = OwnerDecision(0.0, reason)
+        elif name not in established:
             reason = (
                 f"kept: {len(history[name])} of {config.warmup_rounds} warm-up rounds, "
                 "too little evidence to exclude"
             )
             decisions[name] = OwnerDecision(weight, reason)
-            continue
-        evidence = HarmEvidence(
-            len(established[name]), means[name], harm_p_value(established[name]), outliers[name]
-        )
-        decisions[name] = _exclusion_decision(weight, evidence, alpha, config)
+        else:
+            decisions[name] = _exclusion_decision(weight, established[name], alpha, config)
     return decisions
 
 
 def _exclusion_decision(
     weight: float, evidence: HarmEvidence, alpha: float, config: CuratorConfig
 ) -> OwnerDecision:
+    alignment = "unknown" if evidence.alignment is None else f"{evidence.alignment:+.2f}"
     summary = (
-        f"mean relative value {evidence.mean:+.3f} over {evidence.rounds} rounds, "
-        f"one-sided p = {evidence.p_value:.2g} (threshold {alpha:.2g}), "
-        f"{evidence.outlier_score:+.2f} robust SDs from the median owner"
+        f"mean standing {evidence.standing:+.2f} robust SDs from the median owner over "
+        f"{evidence.rounds} rounds (credit {evidence.credit:+.2f}, label quality "
+        f"{evidence.quality:+.2f}), p = {evidence.standing_p:.2g}; mean relative value "
+        f"{evidence.relative:+.2f}, p = {evidence.relative_p:.2g}, descent alignment "
+        f"{alignment} (threshold {alpha:.2g})"
     )
-    significant = evidence.p_value < alpha
-    outlying = evidence.outlier_score < -config.exclusion_outlier_threshold
-    if significant and outlying:
+    below = evidence.standing_p < alpha
+    far_below = below and evidence.standing <= -config.exclusion_outlier_threshold
+    harmful = evidence.relative_p < alpha and (evidence.relative <= -HARM_EFFECT or evidence.uphill)
+    if far_below:
+        return OwnerDecision(0.0, f"excluded: confidently far below the other owners; {summary}")
+    if harmful:
         return OwnerDecision(0.0, f"excluded: confidently harmful; {summary}")
-    why = "not significantly below 0" if not significant else "not unlike the other owners"
+    if not below and evidence.relative_p >= alpha:
+        why = "not significantly below the other owners nor harmful"
+    else:
+        why = "not far enough below the other owners, nor harmful enough"
     return OwnerDecision(weight, f"kept: {why}; {summary}")
 
 

@@ -1,0 +1,107 @@
+"""The curator benchmark's own machinery: baselines, metrics, verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedcurate.config import compose_config
+from fedcurate.data.corruption import corrupted_owners
+from simulations.bench_curator import (
+    Cell,
+    RunCache,
+    acceptance,
+    arm_spec,
+    detection_auroc,
+    run_with_offline_owners,
+)
+
+
+def test_the_clean_only_run_is_shared_by_every_corruption_kind() -> None:
+    flips = arm_spec(Cell("digits", "iid", "label_flip", 0.4, "none"), "clean", seed=1, rounds=5)
+    riders = arm_spec(
+        Cell("digits", "iid", "free_rider_replay", 0.4, "none"), "clean", seed=1, rounds=5
+    )
+    assert flips == riders
+    config = compose_config(list(flips.overrides))
+    assert set(flips.offline) == set(corrupted_owners(config.corruption, 10, 1))
+    assert len(flips.offline) == 4
+    assert not flips.curated
+    curated = arm_spec(Cell("digits", "iid", "label_flip", 0.4, "none"), "curated", 1, 5)
+    assert curated.curated
+
+
+def test_robust_strategies_know_the_number_of_bad_owners() -> None:
+    cell = Cell("breast_cancer", "dirichlet", "sign_flip", 0.2, "dp_sgd")
+    multikrum = arm_spec(cell, "multikrum", seed=0, rounds=5).overrides
+    assert "strategy.num_malicious=2" in multikrum
+    assert "strategy.num_to_select=8" in multikrum
+    assert "privacy=dp_sgd" in multikrum
+
+
+def test_offline_owners_never_train(tmp_path: Path) -> None:
+    overrides = [
+        "num_clients=4",
+        "num_rounds=2",
+        "train.local_epochs=1",
+        "fraction_evaluate=0.0",
+        "corruption=label_flip",
+        "corruption.owners=[1]",
+    ]
+    summary = run_with_offline_owners(compose_config(overrides), overrides, tmp_path, [1])
+    assert summary["status"] == "completed"
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        assert "owner-001" in record["failed"]
+        assert sorted(record["replied"]) == ["owner-000", "owner-002", "owner-003"]
+
+
+def test_detection_auroc_ranks_corrupted_owners_low() -> None:
+    scores = {"a": 1.0, "b": 0.5, "c": -1.0, "d": 0.7}
+    assert detection_auroc(scores, {"c"}) == 1.0
+    assert detection_auroc(scores, {"a"}) == 0.0
+    assert detection_auroc(scores, set()) is None
+
+
+def test_the_cache_redoes_curated_runs_when_the_curation_code_changes(tmp_path: Path) -> None:
+    spec = arm_spec(Cell("digits", "iid", "label_flip", 0.2, "none"), "curated", 0, 5)
+    RunCache(tmp_path, "old").put(spec, {"final_accuracy": 0.9})
+    assert RunCache(tmp_path, "old").get(spec) == {"final_accuracy": 0.9, "fingerprint": "old"}
+    assert RunCache(tmp_path, "new").get(spec) is None
+    baseline = arm_spec(Cell("digits", "iid", "label_flip", 0.2, "none"), "fedavg", 0, 5)
+    RunCache(tmp_path, "old").put(baseline, {"final_accuracy": 0.8})
+    assert RunCache(tmp_path, "new").get(baseline) is not None
+
+
+def _record(dataset: str, privacy: str, auroc: float, gap_clean: float) -> dict[str, object]:
+    return {
+        "dataset": dataset,
+        "partition": "natural" if dataset == "synthetic" else "dirichlet",
+        "corruption": "label_noise_10",
+        "fraction": 0.4,
+        "privacy": privacy,
+        "auroc": auroc,
+        "benign_excluded": 0.0,
+        "gap": {
+            "clean": gap_clean,
+            **dict.fromkeys(("krum", "multikrum", "fedmedian", "fedtrimmedavg"), -0.1),
+        },
+    }
+
+
+def test_acceptance_says_pass_miss_and_not_measured() -> None:
+    records = [
+        _record("digits", "none", 0.99, 0.005),
+        _record("breast_cancer", "none", 0.95, 0.02),
+        _record("synthetic", "none", 0.97, 0.0),
+    ]
+    lines = {line["target"].split(" (")[0]: line for line in acceptance(records, {})}
+    plain = lines["mean detection AUROC, cells without DP"]
+    assert plain["measured"] == pytest.approx((0.99 + 0.95 + 0.97) / 3)
+    assert plain["verdict"] == "PASS"
+    assert lines["mean detection AUROC, DP cells"]["verdict"] == "n/a"
+    near_clean = next(v for k, v in lines.items() if "within 1 point" in k)
+    assert near_clean["measured"] == 0.5
+    assert near_clean["verdict"] == "MISS"

@@ -1,0 +1,18 @@
+"""First-order values under CKKS equal the plaintext ones (same seed, same federation).
+
+Under encryption the server computes ``<p_i Δ_i, g>`` on each ciphertext and the
+curator decrypts only those scalars; in plaintext the curator computes the same
+inner products itself. Both paths must give the same values, up to CKKS noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulations.bench_curator import TARGET_ENCRYPTED_RELATIVE, encrypted_first_order_gap
+
+
+def test_encrypted_first_order_values_match_plaintext(tmp_path: Path) -> None:
+    gap = encrypted_first_order_gap(tmp_path, ["corruption=sign_flip", "corruption.owners=[1]"])
+    assert gap["values_compared"] == 4 * 3
+    assert gap["max_relative_difference"] <= TARGET_ENCRYPTED_RELATIVE

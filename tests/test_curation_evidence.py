@@ -1,0 +1,169 @@
+"""Standing: credit and label quality relative to each round's participants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pytest
+
+from fedcurate.config import CuratorConfig
+from fedcurate.curation.evidence import (
+    EVIDENCE_CLIP,
+    Observation,
+    mean_standing,
+    round_standing,
+    standings,
+)
+from fedcurate.curation.ledger import ContributionLedger, OwnerRecord, RoundRecord
+from fedcurate.curation.policies import decide
+
+CONFIG = CuratorConfig(name="first_order", policy="exclude", exclusion_outlier_threshold=2.0)
+
+
+def rounds_of(
+    credit: Mapping[str, Sequence[float]], quality: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, list[Observation]]:
+    """Owner -> observations of rounds 1, 2, ... (quality optional)."""
+    return {
+        name: [
+            Observation(r, c, None if quality is None else quality[name][r - 1])
+            for r, c in enumerate(values, start=1)
+        ]
+        for name, values in credit.items()
+    }
+
+
+def test_standing_is_relative_to_the_round_and_clipped() -> None:
+    observations = {
+        "a": Observation(1, 1.0, 2.0),
+        "b": Observation(1, 1.2, 2.2),
+        "c": Observation(1, 0.8, 1.8),
+        "d": Observation(1, -50.0, 2.0),
+    }
+    standing = round_standing(observations)
+    assert standing["d"].credit == -EVIDENCE_CLIP
+    assert standing["a"].credit == pytest.approx(0.0, abs=0.5)
+    # Shifting every value of a round by a constant changes nothing.
+    shifted = {
+        n: Observation(1, o.relative + 7.0, (o.quality or 0) - 3.0) for n, o in observations.items()
+    }
+    moved = round_standing(shifted)
+    for name, original in standing.items():
+        assert moved[name].credit == pytest.approx(original.credit)
+        assert moved[name].quality == pytest.approx(original.quality)
+
+
+def test_a_screened_update_gets_the_lowest_standing_and_leaves_the_reference() -> None:
+    honest = {n: Observation(1, v, 1.0 + v) for n, v in [("a", 1.0), ("b", 0.5), ("c", 1.5)]}
+    alone = round_standing(honest)
+    with_rider = round_standing({**honest, "rider": Observation(1, 0.0, None, screened=True)})
+    assert with_rider["rider"].total == -EVIDENCE_CLIP
+    assert all(with_rider[n] == alone[n] for n in honest)
+
+
+def test_quality_is_optional_and_participation_partial() -> None:
+    history = {
+        "a": [Observation(1, 1.0), Observation(3, 1.0)],
+        "b": [Observation(1, 0.0), Observation(2, 0.5), Observation(3, 0.0)],
+        "c": [Observation(2, 1.5), Observation(3, 2.0)],
+    }
+    per_round = standings(history)
+    assert [len(per_round[n]) for n in "abc"] == [2, 3, 2]
+    assert all(s.quality == 0.0 for values in per_round.values() for s in values)
+    assert mean_standing(history)["a"] == pytest.approx(np.mean([s.total for s in per_round["a"]]))
+
+
+def test_clean_fits_protect_an_owner_with_low_credit() -> None:
+    """Benign heterogeneity: low credit in every round, but its local model fits cleanly."""
+    rng = np.random.default_rng(0)
+    credit = {f"h{i}": list(1.0 + 0.2 * rng.normal(size=8)) for i in range(7)}
+    quality = {name: list(3.0 + 0.3 * rng.normal(size=8)) for name in credit}
+    credit["unusual"] = list(-1.0 + 0.1 * rng.normal(size=8))
+    quality["unusual"] = list(4.0 + 0.3 * rng.normal(size=8))
+    credit["noisy"] = list(-1.0 + 0.1 * rng.normal(size=8))
+    quality["noisy"] = list(1.0 + 0.3 * rng.normal(size=8))
+    history = rounds_of(credit, quality)
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert decisions["unusual"].included
+    assert not decisions["noisy"].included
+    assert "label quality" in decisions["noisy"].reason
+    assert all(decisions[f"h{i}"].included for i in range(7))
+
+
+def test_a_screened_update_is_left_out_of_its_round_only() -> None:
+    credit = {f"h{i}": [1.0 + 0.1 * i] * 4 for i in range(5)}
+    history = rounds_of(credit)
+    history["rider"] = [Observation(r, 0.0, None, screened=True) for r in range(1, 4)]
+    history["rider"].append(Observation(4, 1.2))
+    sent_replay = {**history, "rider": history["rider"][:3]}
+    decisions = decide("exclude", sent_replay, dict.fromkeys(sent_replay, 1.0), CONFIG)
+    assert not decisions["rider"].included
+    assert "public information" in decisions["rider"].reason
+    # Its next, genuine update, like the median owner's, is judged on the whole record:
+    # three floor rounds and one at the median are not yet significant.
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert decisions["rider"].included
+
+
+def test_the_ledger_keeps_quality_and_reports_standing() -> None:
+    ledger = ContributionLedger()
+    for server_round in (1, 2):
+        owners = {
+            name: OwnerRecord(
+                value=v,
+                relative=v,
+                weight=1.0,
+                included=True,
+                reason="r",
+                quality=q,
+                screen="replay" if name == "c" else None,
+            )
+            for name, v, q in [("a", 1.5, 2.0), ("b", 1.0, 1.0), ("c", 0.0, None)]
+        }
+        ledger.record(RoundRecord(server_round, "first_order", "loss", 1, "", owners))
+    history = ledger.history()
+    assert history["a"][0].quality == 2.0
+    assert history["c"][0].screened
+    report = ledger.report()
+    assert report["standing"]["c"] == -EVIDENCE_CLIP
+    assert report["standing"]["a"] > report["standing"]["b"]
+    restored = ContributionLedger()
+    restored.load_state_dict(ledger.state_dict())
+    assert restored.report() == report
+
+
+def test_harm_excludes_even_with_clean_fits() -> None:
+    """A sign-flipped update fits other owners' data well; its harm still excludes it."""
+    rng = np.random.default_rng(1)
+    credit = {f"h{i}": list(1.0 + 0.5 * rng.normal(size=10)) for i in range(6)}
+    quality = {name: list(3.0 + 0.3 * rng.normal(size=10)) for name in credit}
+    for name in ("flip1", "flip2", "flip3"):
+        credit[name] = list(-1.5 + 0.1 * rng.normal(size=10))
+        quality[name] = list(3.5 + 0.3 * rng.normal(size=10))
+    history = rounds_of(credit, quality)
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    for name in ("flip1", "flip2", "flip3"):
+        assert not decisions[name].included
+        assert "confidently harmful" in decisions[name].reason
+    assert all(decisions[f"h{i}"].included for i in range(6))
+
+
+def test_an_uphill_owner_is_excluded_even_when_its_harm_is_small() -> None:
+    """Slightly harmful every round: pointing uphill excludes, pointing sideways does not."""
+    rng = np.random.default_rng(2)
+    history = {
+        f"h{i}": [
+            Observation(r, 1.0 + 0.8 * rng.normal(), 3.0, alignment=0.4) for r in range(1, 11)
+        ]
+        for i in range(7)
+    }
+    for name, alignment in (("uphill", -0.6), ("sideways", -0.1)):
+        history[name] = [
+            Observation(r, -0.3 + 0.02 * rng.normal(), 3.0, alignment=alignment)
+            for r in range(1, 11)
+        ]
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert not decisions["uphill"].included
+    assert "descent alignment -0.60" in decisions["uphill"].reason
+    assert decisions["sideways"].included
