@@ -50,6 +50,9 @@ SUITE: dict[str, tuple[list[str], list[str], Callable[[Line], bool], str]] = {
         "Valuation estimators vs exact Shapley (n = 10)",
     ),
     "scale": (["--quick"], [], _all, "Wall time and peak memory vs owners and model size"),
+    "overhead": (["--quick"], [], _all, "What each protection costs (quick-start run)"),
+    "privacy": (["--quick"], [], _all, "Test accuracy under per-owner DP-SGD (digits, 10 owners)"),
+    "quality": (["--quick"], [], _all, "Label-error detection and annotation at a site"),
 }
 
 
@@ -117,6 +120,10 @@ def render(results: dict[str, tuple[list[Line], float]], quick: bool) -> str:
         "times depend on the machine (and on whatever else it was doing).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()),
+        "",
+        "Two benchmarks take too long for this suite and write their own files: "
+        "`fedcurate bench fedprox` (`docs/fedprox_synthetic.json`) and "
+        "`fedcurate bench curator` (`docs/curator_benchmark.md`).",
         "",
     ]
     for name, (lines, seconds) in results.items():

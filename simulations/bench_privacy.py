@@ -1,7 +1,8 @@
 """Accuracy under per-owner DP-SGD: digits, 10 owners, MLP, at ε = 8 and ε = 3.
 
-Each (ε, seed) pair is one ordinary ``fedcurate simulate privacy=dp_sgd`` run
-(no corruption, no encryption, no curator: the privacy cost alone), reporting
+Each (ε, seed) pair is one ordinary ``fedcurate simulate experiment=dp_digits``
+run (the tuned DP-SGD recipe; no corruption, no encryption, no curator: the
+privacy cost alone), reporting
 the selected model's test accuracy and the largest ε an owner spent. The
 summary line gives the mean over seeds per ε.
 
@@ -22,7 +23,7 @@ from typing import Any
 from fedcurate.config import compose_config
 from simulations.runner import run_simulation
 
-BASE = ["privacy=dp_sgd", "crypto=none", "curator=none", "corruption=none", "report=false"]
+BASE = ["experiment=dp_digits", "crypto=none", "curator=none", "corruption=none", "report=false"]
 
 
 def run_one(epsilon: float, seed: int, extra: list[str], out: Path) -> dict[str, Any]:
