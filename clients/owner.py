@@ -47,6 +47,7 @@ from fedcurate.training import evaluate, train_local
 _LAST_GLOBAL = "last-global.npy"
 _LAST_GLOBAL_CHANGE = "last-global-change.npy"
 _PRIVACY_LEDGER = "privacy-ledger.json"
+_LAST_RELEASE = "last-dp-release.npy"
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,19 @@ def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
         metrics = _probe_without_training(model, train_data)
     elif site.config.privacy.name == "dp_sgd":
         ledger = _ledger(site, state, len(train_data), instruction)
-        try:
-            metrics = _train_private(site, model, train_data, ledger, instruction)
-        except BudgetExhaustedError as refusal:
-            reply = declined_content(str(refusal))
-            return _with_privacy(reply, state, ledger)
+        if ledger.rounds and instruction.server_round <= ledger.rounds[-1].server_round:
+            try:
+                model = _replay_release(site, model, state, instruction, global_arrays)
+            except LedgerError as refusal:
+                return _with_privacy(declined_content(str(refusal)), state, ledger)
+            metrics = TrainMetrics(len(train_data), 0.0)
+        else:
+            try:
+                metrics = _train_private(site, model, train_data, ledger, instruction)
+            except BudgetExhaustedError as refusal:
+                reply = declined_content(str(refusal))
+                return _with_privacy(reply, state, ledger)
+            _keep_release(state, instruction.server_round, global_arrays, model)
         _with_privacy(reply, state, ledger)
     else:
         metrics = _train_plain(site, model, train_data, instruction)
@@ -200,6 +209,53 @@ def _ledger(
             "restore the ledger file before training again"
         )
     return open_ledger_bytes(stored, plan, source=str(site.state_dir / _PRIVACY_LEDGER))
+
+
+def _keep_release(
+    state: SiteState, server_round: int, global_arrays: ArrayRecord, model: nn.Module
+) -> None:
+    """Keep this round's DP output, written before the ledger that counts it."""
+    layout = ParamLayout.of(global_arrays)
+    local = layout.flatten(model_to_record(model))
+    state.set_array(
+        _LAST_RELEASE, np.concatenate([[server_round], layout.flatten(global_arrays), local])
+    )
+
+
+def _replay_release(
+    site: Site,
+    model: nn.Module,
+    state: SiteState,
+    instruction: Instruction,
+    global_arrays: ArrayRecord,
+) -> nn.Module:
+    """The model this owner already released for a repeated round.
+
+    A server that resumes from its last checkpoint asks again for the round it
+    lost. Training again would spend the budget twice for one round; re-sending
+    the released DP output is post-processing and spends nothing.
+
+    Raises
+    ------
+    LedgerError
+        The kept release is of another round or another global model.
+    """
+    layout = ParamLayout.of(global_arrays)
+    kept = state.get_array(_LAST_RELEASE)
+    size = layout.size
+    sent = layout.flatten(global_arrays)
+    if (
+        kept is None
+        or kept.shape != (1 + 2 * size,)
+        or int(kept[0]) != instruction.server_round
+        or not np.array_equal(kept[1 : 1 + size], sent)
+    ):
+        raise LedgerError(
+            f"{site.name} already trained round {instruction.server_round} and keeps no "
+            "update of it for this global model; training again would spend its budget "
+            "twice, so it sits this round out"
+        )
+    return load_record(model, layout.unflatten(kept[1 + size :]))
 
 
 def _with_privacy(reply: RecordDict, state: SiteState, ledger: PrivacyLedger) -> RecordDict:

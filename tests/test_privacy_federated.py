@@ -77,6 +77,49 @@ def test_ledgers_survive_a_restart_and_match_an_uninterrupted_run(
     assert resumed["final"] == straight["final"]
 
 
+def test_a_round_lost_after_the_owners_trained_is_replayed_not_paid_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = simulate(tmp_path / "straight")
+    original = FederatedRun._select_model
+
+    def crash_after_training_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
+        if server_round == 3:
+            raise KeyboardInterrupt("server killed before its round-3 checkpoint")
+        return original(self, server_round, *args)
+
+    monkeypatch.setattr(FederatedRun, "_select_model", crash_after_training_round_three)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path / "resumed")
+    monkeypatch.setattr(FederatedRun, "_select_model", original)
+    resumed = simulate(tmp_path / "resumed")
+    assert [r["round"] for r in records(tmp_path / "resumed")] == [1, 2, 3]
+    assert records(tmp_path / "resumed")[2]["failed"] == {}
+    assert resumed["privacy"]["owners"] == straight["privacy"]["owners"]
+    assert resumed["final"] == straight["final"]
+
+
+def test_a_repeated_round_for_another_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = FederatedRun._select_model
+
+    def crash_in_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
+        if server_round == 3:
+            raise KeyboardInterrupt("server killed before its round-3 checkpoint")
+        return original(self, server_round, *args)
+
+    monkeypatch.setattr(FederatedRun, "_select_model", crash_in_round_three)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path / "run")
+    monkeypatch.setattr(FederatedRun, "_select_model", original)
+    (tmp_path / "run" / "sites" / "owner-002" / "last-dp-release.npy").unlink()
+    summary = simulate(tmp_path / "run")
+    declined = records(tmp_path / "run")[2]["declined"]
+    assert "already trained round 3" in declined["owner-002"]
+    assert summary["privacy"]["owners"]["owner-002"]["rounds_trained"] == 3
+
+
 def test_a_lost_ledger_is_never_a_fresh_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
