@@ -38,7 +38,7 @@ from fedcurate.reporting.report import LEDGER_FILE, render_report
 from server.aggregation import Aggregate, EncryptedAggregation, PlaintextAggregation
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
 from server.curator_link import CuratorNode, InProcessCurator
-from server.errors import RunStoppedError
+from server.errors import RoundFailedError, RunStoppedError
 from server.evaluation import Evaluations, Metrics
 from server.nodes import AttributedGrid, NodeDirectory, discover_nodes
 from server.privacy import PrivacyMonitor
@@ -142,6 +142,11 @@ class FederatedRun:
                 status = f"stopped: {stop}"
                 self.progress.message(f"run stopped early: {stop}")
                 break
+            except RoundFailedError as failure:
+                # Resumable: the checkpoint of the last completed round stays.
+                last.wall_seconds = state.wall_seconds + time.perf_counter() - started
+                self.outputs.write_summary(self._summary(last, evaluations, f"failed: {failure}"))
+                raise
             last.wall_seconds = state.wall_seconds + time.perf_counter() - started
             self.checkpoints.save(last)
             self.outputs.write_summary(self._summary(last, evaluations, status="running"))

@@ -157,6 +157,8 @@ def test_too_few_replies_stop_the_run_instead_of_stalling(
     monkeypatch.setattr(clients.owner, "train", always_crash)
     with pytest.raises(RoundFailedError, match="after 3 attempts"):
         simulate(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"].startswith("failed: round 1: 0 valid replies after 3 attempts")
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
