@@ -9,17 +9,17 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 
-class SubsetGrid(Grid):
-    """A view of ``grid`` that exposes only ``node_ids``.
+class DelegatingGrid(Grid):
+    """A grid that hands every call to ``grid``: the base of grids changing one behaviour.
 
-    The round loop samples owners itself (seeded, by owner name) and hands a
-    strategy this view, so Flower's own sampling, which draws from the global
-    ``random`` over per-run random node ids, selects exactly the chosen nodes.
+    Parameters
+    ----------
+    grid : Grid
+        The wrapped grid.
     """
 
-    def __init__(self, grid: Grid, node_ids: Iterable[int]) -> None:
+    def __init__(self, grid: Grid) -> None:
         self._grid = grid
-        self._node_ids = list(node_ids)
 
     def set_run(self, run: Run) -> None:
         """Delegate to the wrapped grid."""
@@ -42,8 +42,8 @@ class SubsetGrid(Grid):
         return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
 
     def get_node_ids(self) -> Iterable[int]:
-        """Only the selected nodes."""
-        return list(self._node_ids)
+        """Delegate to the wrapped grid."""
+        return self._grid.get_node_ids()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         """Delegate to the wrapped grid."""
@@ -58,6 +58,23 @@ class SubsetGrid(Grid):
     ) -> Iterable[Message]:
         """Delegate to the wrapped grid."""
         return self._grid.send_and_receive(messages, timeout=timeout)
+
+
+class SubsetGrid(DelegatingGrid):
+    """A view of ``grid`` that exposes only ``node_ids``.
+
+    The round loop samples owners itself (seeded, by owner name) and hands a
+    strategy this view, so Flower's own sampling, which draws from the global
+    ``random`` over per-run random node ids, selects exactly the chosen nodes.
+    """
+
+    def __init__(self, grid: Grid, node_ids: Iterable[int]) -> None:
+        super().__init__(grid)
+        self._node_ids = list(node_ids)
+
+    def get_node_ids(self) -> Iterable[int]:
+        """Only the selected nodes."""
+        return list(self._node_ids)
 
 
 def content_bytes(content: RecordDict) -> int:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
 
 from fedcurate.protocol import DESCRIBE, ROLE_CURATOR, NodeDescription, ProtocolError
+from server.grids import DelegatingGrid
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def discover_nodes(
     return directory
 
 
-class AttributedGrid(Grid):
+class AttributedGrid(DelegatingGrid):
     """``grid`` whose ``send_and_receive`` attributes every reply to the node asked.
 
     Two things a deployment needs from the round loop's exchanges:
@@ -124,40 +124,8 @@ class AttributedGrid(Grid):
     """
 
     def __init__(self, grid: Grid, poll_interval: float = REPLY_POLL_INTERVAL) -> None:
-        self._grid = grid
+        super().__init__(grid)
         self.poll_interval = poll_interval
-
-    def set_run(self, run: Run) -> None:
-        """Delegate to the wrapped grid."""
-        self._grid.set_run(run)
-
-    @property
-    def run(self) -> Run:
-        """The wrapped grid's run."""
-        return self._grid.run
-
-    def create_message(
-        self,
-        content: RecordDict,
-        message_type: str,
-        dst_node_id: int,
-        group_id: str,
-        ttl: float | None = None,
-    ) -> Message:
-        """Delegate to the wrapped grid."""
-        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        """Delegate to the wrapped grid."""
-        return self._grid.get_node_ids()
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        """Delegate to the wrapped grid."""
-        return self._grid.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        """Delegate to the wrapped grid."""
-        return self._grid.pull_messages(message_ids)
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

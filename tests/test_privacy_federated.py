@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,29 @@ def simulate(run_dir: Path, *extra: str) -> dict[str, Any]:
 
 def records(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def killed_then_resumed(
+    monkeypatch: pytest.MonkeyPatch,
+    run_dir: Path,
+    step: str,
+    at_round: int,
+    before_kill: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Kill the server when round ``at_round`` reaches ``FederatedRun.<step>``, then resume."""
+    original = getattr(FederatedRun, step)
+
+    def killed(self: FederatedRun, server_round: int, *args: Any) -> Any:
+        if server_round == at_round:
+            before_kill()
+            raise KeyboardInterrupt("server killed")
+        return original(self, server_round, *args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(FederatedRun, step, killed)
+        with pytest.raises(KeyboardInterrupt):
+            simulate(run_dir)
+    return simulate(run_dir)
 
 
 def test_every_owner_reports_its_spending_within_budget(run_dir: Path) -> None:
@@ -61,18 +85,7 @@ def test_ledgers_survive_a_restart_and_match_an_uninterrupted_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     straight = simulate(tmp_path / "straight")
-    original = FederatedRun._run_round
-
-    def crash_in_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
-        if server_round == 3:
-            raise KeyboardInterrupt("server killed")
-        return original(self, server_round, *args)
-
-    monkeypatch.setattr(FederatedRun, "_run_round", crash_in_round_three)
-    with pytest.raises(KeyboardInterrupt):
-        simulate(tmp_path / "resumed")
-    monkeypatch.setattr(FederatedRun, "_run_round", original)
-    resumed = simulate(tmp_path / "resumed")
+    resumed = killed_then_resumed(monkeypatch, tmp_path / "resumed", "_run_round", 3)
     assert resumed["privacy"]["owners"] == straight["privacy"]["owners"]
     assert resumed["final"] == straight["final"]
 
@@ -81,18 +94,8 @@ def test_a_round_lost_after_the_owners_trained_is_replayed_not_paid_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     straight = simulate(tmp_path / "straight")
-    original = FederatedRun._select_model
-
-    def crash_after_training_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
-        if server_round == 3:
-            raise KeyboardInterrupt("server killed before its round-3 checkpoint")
-        return original(self, server_round, *args)
-
-    monkeypatch.setattr(FederatedRun, "_select_model", crash_after_training_round_three)
-    with pytest.raises(KeyboardInterrupt):
-        simulate(tmp_path / "resumed")
-    monkeypatch.setattr(FederatedRun, "_select_model", original)
-    resumed = simulate(tmp_path / "resumed")
+    # _select_model runs after training and aggregation, before the checkpoint.
+    resumed = killed_then_resumed(monkeypatch, tmp_path / "resumed", "_select_model", 3)
     assert [r["round"] for r in records(tmp_path / "resumed")] == [1, 2, 3]
     assert records(tmp_path / "resumed")[2]["failed"] == {}
     assert resumed["privacy"]["owners"] == straight["privacy"]["owners"]
@@ -102,20 +105,10 @@ def test_a_round_lost_after_the_owners_trained_is_replayed_not_paid_twice(
 def test_a_repeated_round_for_another_model_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = FederatedRun._select_model
-
-    def crash_in_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
-        if server_round == 3:
-            raise KeyboardInterrupt("server killed before its round-3 checkpoint")
-        return original(self, server_round, *args)
-
-    monkeypatch.setattr(FederatedRun, "_select_model", crash_in_round_three)
-    with pytest.raises(KeyboardInterrupt):
-        simulate(tmp_path / "run")
-    monkeypatch.setattr(FederatedRun, "_select_model", original)
-    (tmp_path / "run" / "sites" / "owner-002" / "last-dp-release.npy").unlink()
-    summary = simulate(tmp_path / "run")
-    declined = records(tmp_path / "run")[2]["declined"]
+    run_dir = tmp_path / "run"
+    kept = run_dir / "sites" / "owner-002" / "last-dp-release.npy"
+    summary = killed_then_resumed(monkeypatch, run_dir, "_select_model", 3, kept.unlink)
+    declined = records(run_dir)[2]["declined"]
     assert "already trained round 3" in declined["owner-002"]
     assert summary["privacy"]["owners"]["owner-002"]["rounds_trained"] == 3
 
@@ -123,19 +116,8 @@ def test_a_repeated_round_for_another_model_is_refused(
 def test_a_lost_ledger_is_never_a_fresh_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = FederatedRun._run_round
-
-    def lose_a_ledger_after_round_one(self: FederatedRun, server_round: int, *args: Any) -> Any:
-        if server_round == 2:
-            (tmp_path / "run" / "sites" / "owner-001" / "privacy-ledger.json").unlink()
-            raise KeyboardInterrupt("site restarted without its ledger")
-        return original(self, server_round, *args)
-
-    monkeypatch.setattr(FederatedRun, "_run_round", lose_a_ledger_after_round_one)
-    with pytest.raises(KeyboardInterrupt):
-        simulate(tmp_path / "run")
-    monkeypatch.setattr(FederatedRun, "_run_round", original)
-    summary = simulate(tmp_path / "run")
+    ledger = tmp_path / "run" / "sites" / "owner-001" / "privacy-ledger.json"
+    summary = killed_then_resumed(monkeypatch, tmp_path / "run", "_run_round", 2, ledger.unlink)
     failed = records(tmp_path / "run")[1]["failed"]
     assert "privacy ledger missing" in failed["owner-001"]
     assert "server records 1 round(s)" in failed["owner-001"]
