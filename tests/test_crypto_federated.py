@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
+from flwr.app import ConfigRecordValues
 
 import clients.owner
 from clients.site import Site
@@ -71,7 +72,11 @@ def test_the_server_holds_no_secret_and_outputs_leak_none(
     secret_file = run_dir / "keys" / "ckks-secret.ctx"
     assert secret_file.stat().st_mode & 0o777 == 0o600
     secret = load_key_file(secret_file, expect="secret").secret_bytes()
-    needles = [secret[100:164], base64.b64encode(secret[99:180])[8:72], secret[100:140].hex()]
+    needles: list[bytes | str] = [
+        secret[100:164],
+        base64.b64encode(secret[99:180])[8:72],
+        secret[100:140].hex(),
+    ]
     for path in run_dir.rglob("*"):
         if path.is_file() and "keys" not in path.parts and path.suffix != ".pkl":
             content = path.read_bytes()
@@ -90,9 +95,10 @@ def _owner_sends(kind: str, victim: str) -> Any:
             return record
         if kind == "wrong-key":  # same preset, another key pair
             stranger = create_context(get_preset(str(record["ckks-preset"])))
-            values = np.zeros(int(record["ckks-length"]))
-            return type(record)(to_wire(encrypt_vector(values, stranger)))
-        chunks = list(record["ckks-chunks"])
+            values = np.zeros(int(cast(int, record["ckks-length"])))
+            wire = to_wire(encrypt_vector(values, stranger))
+            return type(record)(cast(dict[str, ConfigRecordValues], wire))
+        chunks = list(cast(list[bytes], record["ckks-chunks"]))
         tampered = bytearray(chunks[0])
         tampered[len(tampered) // 2] ^= 0x10
         chunks[0] = bytes(tampered)

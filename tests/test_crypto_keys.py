@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,11 @@ def _secret_key_bytes(secret_context_bytes: bytes) -> bytes:
 def _leaks(secret: bytes, text: str) -> bool:
     """Whether any 24-byte window of ``secret`` shows up in ``text`` in a usual encoding."""
     windows = [secret[i : i + 24] for i in range(0, len(secret) - 24, 997)]
-    encodings = [base64.b64encode, base64.urlsafe_b64encode, bytes.hex]
+    encodings: list[Callable[[bytes], bytes | str]] = [
+        base64.b64encode,
+        base64.urlsafe_b64encode,
+        bytes.hex,
+    ]
     for window in windows:
         for encode in encodings:
             encoded = encode(window)

@@ -11,6 +11,7 @@ from fedcurate.crypto import (
     FLARE,
     PRESETS,
     SCORING,
+    CkksPreset,
     create_context,
     encrypt_vector,
     resolve_preset,
@@ -21,7 +22,7 @@ from fedcurate.crypto.presets import preset_for_parameters
 
 
 @pytest.mark.parametrize("preset", PRESETS.values(), ids=list(PRESETS))
-def test_presets_are_128_bit_secure_and_load(preset) -> None:
+def test_presets_are_128_bit_secure_and_load(preset: CkksPreset) -> None:
     bound = seal.CoeffModulus.MaxBitCount(preset.poly_modulus_degree, seal.SEC_LEVEL_TYPE.TC128)
     assert sum(preset.coeff_mod_bit_sizes) <= bound
     context = create_context(preset)
@@ -54,7 +55,7 @@ def test_bad_preset_choices_fail_loudly() -> None:
 
 
 def test_aggregate_preset_is_at_most_half_flare_bytes_per_value() -> None:
-    def bytes_per_value(preset) -> float:
+    def bytes_per_value(preset: CkksPreset) -> float:
         context = create_context(preset)
         values = [0.05] * preset.values_per_ciphertext
         return wire_size(to_wire(encrypt_vector(values, context))) / len(values)

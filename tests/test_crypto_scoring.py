@@ -11,6 +11,7 @@ from fedcurate.crypto import (
     FLARE,
     SCORING,
     CapacityError,
+    CkksContext,
     KeyMismatchError,
     MalformedPayloadError,
     ParameterMismatchError,
@@ -26,14 +27,18 @@ from fedcurate.crypto.sealio import load_ciphertexts
 
 RNG = np.random.default_rng(11)
 
+Keys = tuple[CkksContext, CkksContext]
+
 
 @pytest.fixture(scope="module")
-def scoring_keys():
+def scoring_keys() -> Keys:
     secret = create_context(SCORING)
     return secret, secret.public()
 
 
-def _score(secret, public, update: np.ndarray, gradient: np.ndarray) -> float:
+def _score(
+    secret: CkksContext, public: CkksContext, update: np.ndarray, gradient: np.ndarray
+) -> float:
     """Owner encrypts, server masks the product, curator decrypts the scalar."""
     received = from_wire(to_wire(encrypt_vector(update, public)), public)
     payload = masked_inner_product(received, prepare_inner_product(gradient, public), public)
@@ -44,7 +49,9 @@ SCALES = [(1e-1, 1.0), (1e-3, 1e-2), (1e-4, 1e-9), (1e-2, 1e3)]
 
 
 @pytest.mark.parametrize(("update_scale", "gradient_scale"), SCALES)
-def test_inner_product_matches_plaintext(scoring_keys, update_scale, gradient_scale) -> None:
+def test_inner_product_matches_plaintext(
+    scoring_keys: Keys, update_scale: float, gradient_scale: float
+) -> None:
     secret, public = scoring_keys
     rng = np.random.default_rng(3)
     length = 3 * SCORING.values_per_ciphertext - 5
@@ -60,7 +67,7 @@ def test_inner_product_matches_plaintext(scoring_keys, update_scale, gradient_sc
 
 @pytest.mark.parametrize(("update_scale", "gradient_scale"), SCALES)
 def test_inner_product_error_is_tiny_against_the_norms(
-    scoring_keys, update_scale, gradient_scale
+    scoring_keys: Keys, update_scale: float, gradient_scale: float
 ) -> None:
     # Independent random vectors: the inner product itself may be near zero, so the
     # error is bounded against |update| |g| (it is about 1e-9 of it).
@@ -74,7 +81,7 @@ def test_inner_product_error_is_tiny_against_the_norms(
         assert error <= 1e-7 * np.linalg.norm(update) * np.linalg.norm(gradient)
 
 
-def test_correlated_and_sign_flipped_updates(scoring_keys) -> None:
+def test_correlated_and_sign_flipped_updates(scoring_keys: Keys) -> None:
     secret, public = scoring_keys
     gradient = RNG.normal(0, 1e-2, 20_000)
     operand = prepare_inner_product(gradient, public)
@@ -84,7 +91,7 @@ def test_correlated_and_sign_flipped_updates(scoring_keys) -> None:
         assert score == pytest.approx(float(update @ gradient), rel=1e-5)
 
 
-def test_the_curator_sees_random_slots_but_the_exact_sum(scoring_keys) -> None:
+def test_the_curator_sees_random_slots_but_the_exact_sum(scoring_keys: Keys) -> None:
     secret, public = scoring_keys
     length = SCORING.values_per_ciphertext
     update, gradient = RNG.uniform(-0.1, 0.1, length), RNG.normal(0, 1.0, length)
@@ -98,12 +105,14 @@ def test_the_curator_sees_random_slots_but_the_exact_sum(scoring_keys) -> None:
     products = (update[0::2] + 1j * update[1::2]) * np.conj(gradient[0::2] + 1j * gradient[1::2])
     assert np.median(np.abs(slots)) > 1e6 * np.median(np.abs(products))  # masked
     bound = 1e-7 * np.linalg.norm(update) * np.linalg.norm(gradient)
-    assert decrypt_inner_product(payload, secret) == pytest.approx(update @ gradient, abs=bound)
+    assert decrypt_inner_product(payload, secret) == pytest.approx(
+        update @ gradient, abs=float(bound)
+    )
     again = masked_inner_product(encrypt_vector(update, public), operand, public)
     assert again != payload  # fresh mask (and encryption) every time
 
 
-def test_scoring_needs_the_secret_key_and_a_matching_vector(scoring_keys) -> None:
+def test_scoring_needs_the_secret_key_and_a_matching_vector(scoring_keys: Keys) -> None:
     secret, public = scoring_keys
     operand = prepare_inner_product(RNG.normal(size=100), public)
     encrypted = encrypt_vector(RNG.uniform(-0.1, 0.1, 100), public)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord
+from flwr.app import ConfigRecord, ConfigRecordValues
 
 from fedcurate.crypto import (
     AGGREGATE,
@@ -33,14 +34,17 @@ from fedcurate.crypto.updates import (
     LENGTH_KEY,
     NUM_CHUNKS_KEY,
     SCALE_KEY,
+    WireValue,
     wire_digest,
 )
 
 RNG = np.random.default_rng(7)
 
+Keys = dict[str, tuple[CkksContext, CkksContext]]
+
 
 @pytest.fixture(scope="module")
-def keys() -> dict[str, tuple[CkksContext, CkksContext]]:
+def keys() -> Keys:
     """(secret, public) context per preset."""
     pairs = {}
     for name, preset in PRESETS.items():
@@ -49,27 +53,39 @@ def keys() -> dict[str, tuple[CkksContext, CkksContext]]:
     return pairs
 
 
+def _record(wire: dict[str, WireValue]) -> ConfigRecord:
+    """``wire`` as a Flower ``ConfigRecord`` (every wire value is a config value)."""
+    return ConfigRecord(cast(dict[str, ConfigRecordValues], wire))
+
+
+def _chunks(wire: Mapping[str, object]) -> list[bytes]:
+    """The ciphertext chunks of a wire mapping."""
+    chunks = wire[CHUNKS_KEY]
+    assert isinstance(chunks, list)
+    return chunks
+
+
 def _owners(count: int, length: int) -> np.ndarray:
     return RNG.uniform(-0.1, 0.1, size=(count, length))
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_round_trip_encrypt_wire_sum_decrypt(keys, name: str) -> None:
+def test_round_trip_encrypt_wire_sum_decrypt(keys: Keys, name: str) -> None:
     secret, public = keys[name]
     updates = _owners(3, 2 * public.preset.values_per_ciphertext + 17)
     # Owners encrypt with the public key; the server parses their ConfigRecords.
-    records = [ConfigRecord(to_wire(encrypt_vector(u, public))) for u in updates]
+    records = [_record(to_wire(encrypt_vector(u, public))) for u in updates]
     received = [from_wire(record, public) for record in records]
     aggregate = sum_encrypted(received, public)
     assert aggregate.summands == 3
     # The curator receives the aggregate on the wire and decrypts it.
-    at_curator = from_wire(ConfigRecord(to_wire(aggregate)), secret, fresh=False)
+    at_curator = from_wire(_record(to_wire(aggregate)), secret, fresh=False)
     total = decrypt_vector(at_curator, secret, min_summands=2)
     assert total.shape == (updates.shape[1],)
     assert np.max(np.abs(total - updates.sum(axis=0))) < 1e-7
 
 
-def test_sum_of_100_owners_within_one_millionth(keys) -> None:
+def test_sum_of_100_owners_within_one_millionth(keys: Keys) -> None:
     secret, public = keys["aggregate"]
     updates = _owners(100, AGGREGATE.values_per_ciphertext)
     updates[0, :5] = [0.1, -0.1, 0.1, -0.1, 0.1]  # the stated extremes
@@ -78,7 +94,7 @@ def test_sum_of_100_owners_within_one_millionth(keys) -> None:
     assert error <= 1e-6
 
 
-def test_weighted_sum_needs_the_scoring_preset(keys) -> None:
+def test_weighted_sum_needs_the_scoring_preset(keys: Keys) -> None:
     secret, public = keys["scoring"]
     updates = _owners(4, 1000)
     weights = [0.5, 0.0, 2.0, 1e-3]
@@ -95,14 +111,12 @@ def test_weighted_sum_needs_the_scoring_preset(keys) -> None:
         weighted_sum_encrypted(sum_only, weights, aggregate_public)
 
 
-def test_bad_replies_are_rejected_and_the_others_still_sum(keys) -> None:
+def test_bad_replies_are_rejected_and_the_others_still_sum(keys: Keys) -> None:
     secret, public = keys["aggregate"]
     stranger = create_context(AGGREGATE).public()
     updates = _owners(4, 9000)
     good = [to_wire(encrypt_vector(u, public)) for u in updates[:3]]
-    truncated = dict(
-        good[2], **{CHUNKS_KEY: [*good[2][CHUNKS_KEY][:-1], good[2][CHUNKS_KEY][-1][:-9]]}
-    )
+    truncated = dict(good[2], **{CHUNKS_KEY: [*_chunks(good[2])[:-1], _chunks(good[2])[-1][:-9]]})
     replies: list[dict[str, Any]] = [
         good[0],
         to_wire(encrypt_vector(updates[3], stranger)),  # another key pair
@@ -129,10 +143,10 @@ def _tampered(wire: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**altered, DIGEST_KEY: wire_digest(altered)}
 
 
-def test_every_kind_of_malformed_payload_names_its_problem(keys) -> None:
+def test_every_kind_of_malformed_payload_names_its_problem(keys: Keys) -> None:
     _, public = keys["aggregate"]
     wire = to_wire(encrypt_vector(_owners(1, 9000)[0], public))
-    chunks = wire[CHUNKS_KEY]
+    chunks = _chunks(wire)
     zeroed = bytearray(chunks[1])
     zeroed[len(zeroed) // 2 :] = bytes(len(zeroed) - len(zeroed) // 2)
     cases = [
@@ -176,13 +190,13 @@ def test_every_kind_of_malformed_payload_names_its_problem(keys) -> None:
             from_wire(payload, public)
 
 
-def test_flipped_bits_in_transit_are_caught_by_the_digest(keys) -> None:
+def test_flipped_bits_in_transit_are_caught_by_the_digest(keys: Keys) -> None:
     _, public = keys["aggregate"]
     wire = to_wire(encrypt_vector(_owners(1, 5000)[0], public))
     for position in (40, 1000, 20_000, 40_000):
-        chunk = bytearray(wire[CHUNKS_KEY][1])
+        chunk = bytearray(_chunks(wire)[1])
         chunk[position] ^= 0x10
-        corrupted = {**wire, CHUNKS_KEY: [wire[CHUNKS_KEY][0], bytes(chunk)]}
+        corrupted = {**wire, CHUNKS_KEY: [_chunks(wire)[0], bytes(chunk)]}
         with pytest.raises(MalformedPayloadError, match="digest mismatch"):
             from_wire(corrupted, public)
     relabelled = {**wire, LENGTH_KEY: 4097}  # same chunk count, altered metadata
@@ -190,17 +204,17 @@ def test_flipped_bits_in_transit_are_caught_by_the_digest(keys) -> None:
         from_wire(relabelled, public)
 
 
-def test_payload_from_other_parameters_is_rejected_even_if_metadata_lies(keys) -> None:
+def test_payload_from_other_parameters_is_rejected_even_if_metadata_lies(keys: Keys) -> None:
     _, public = keys["aggregate"]
     _, scoring_public = keys["scoring"]
     honest = to_wire(encrypt_vector(_owners(1, 100)[0], public))
     foreign = to_wire(encrypt_vector(_owners(1, 100)[0], scoring_public))
-    lying = _tampered(honest, **{CHUNKS_KEY: foreign[CHUNKS_KEY]})
+    lying = _tampered(honest, **{CHUNKS_KEY: _chunks(foreign)})
     with pytest.raises(MalformedPayloadError, match="chunk 0"):
         from_wire(lying, public)
 
 
-def test_values_beyond_capacity_or_not_finite_are_refused(keys) -> None:
+def test_values_beyond_capacity_or_not_finite_are_refused(keys: Keys) -> None:
     _, public = keys["aggregate"]
     with pytest.raises(CapacityError, match="exceeds"):
         encrypt_vector([0.0, AGGREGATE.value_capacity * 2], public)
@@ -210,7 +224,7 @@ def test_values_beyond_capacity_or_not_finite_are_refused(keys) -> None:
         encrypt_vector(np.zeros((2, 2)), public)
 
 
-def test_an_overflowing_sum_is_reported_not_returned(keys) -> None:
+def test_an_overflowing_sum_is_reported_not_returned(keys: Keys) -> None:
     secret, public = keys["aggregate"]
     near_capacity = np.full(50, 0.9 * AGGREGATE.value_capacity)
     encrypted = [encrypt_vector(near_capacity, public) for _ in range(3)]
@@ -218,7 +232,7 @@ def test_an_overflowing_sum_is_reported_not_returned(keys) -> None:
         decrypt_vector(sum_encrypted(encrypted, public), secret)
 
 
-def test_curator_refuses_too_few_summands_and_foreign_keys(keys) -> None:
+def test_curator_refuses_too_few_summands_and_foreign_keys(keys: Keys) -> None:
     secret, public = keys["aggregate"]
     other_secret, _ = keys["scoring"]
     single = encrypt_vector(_owners(1, 10)[0], public)

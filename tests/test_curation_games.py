@@ -153,7 +153,12 @@ def test_stratified_estimate_is_exact_with_every_coalition() -> None:
 
 def test_coalition_game_caches_and_rejects_strangers() -> None:
     calls: list[frozenset[str]] = []
-    game = CoalitionGame(["u", "v"], lambda s: calls.append(s) or float(len(s)))
+
+    def worth(coalition: frozenset[str]) -> float:
+        calls.append(coalition)
+        return float(len(coalition))
+
+    game = CoalitionGame(["u", "v"], worth)
     assert game.value(["u"]) == game.value({"u"}) == 1.0
     assert game.evaluations == 1
     assert len(calls) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from fedcurate.curation.policies import decide, replay_reputation
 CONFIG = CuratorConfig(name="gtg_shapley")
 
 
-def history(**relatives: Sequence[float]) -> dict[str, list[Observation]]:
+def history(**relatives: Iterable[float]) -> dict[str, list[Observation]]:
     """Owner -> observations in rounds 1, 2, ... from lists of relative values."""
     return {
         name.replace("_", "-"): [Observation(r, v) for r, v in enumerate(values, start=1)]

@@ -50,6 +50,7 @@ def test_tune_beats_the_baseline_and_resumes(
     assert failed[0].params in [t.params for t in complete]  # the interrupted trial re-ran
     baseline = next(t for t in complete if t.user_attrs.get("baseline"))
     assert baseline.params["train.lr"] == 0.01
+    assert baseline.value is not None
     assert study.best_value > baseline.value
 
     leaderboard = json.loads((tmp_path / "leaderboard.json").read_text())
