@@ -25,8 +25,8 @@ Each cell (everything but the seed) runs, per seed:
   fraction from each end): their best case. By default (what one core affords
   in a few hours) FedAvg runs in every cell without DP and the robust
   strategies in the cells the accuracy target is about (40 % bad owners on
-  digits and breast cancer, with and without DP); ``--baselines all`` runs
-  every baseline everywhere.
+  digits and breast cancer, without DP); ``--baselines all`` runs every
+  baseline everywhere.
 
 Per cell (mean over seeds): detection AUROC (corrupted owners are the
 positives, lower = more suspect) of the owners' standing, the evidence the
@@ -217,14 +217,14 @@ def arms_of(cell: Cell, baselines: str) -> tuple[str, ...]:
     ``baselines="all"``: every arm everywhere. ``"targets"`` (the affordable
     default): the curator and the clean-only run everywhere, plain FedAvg in
     every cell without DP, the robust strategies in the cells of the accuracy
-    target.
+    target without DP.
     """
     if baselines == "all":
         return ARMS
     arms = ["curated", "clean"]
     if cell.privacy == "none":
         arms.append("fedavg")
-    if accuracy_target_cell(cell):
+    if accuracy_target_cell(cell) and cell.privacy == "none":
         arms += ROBUST
     return tuple(arms)
 
