@@ -6,7 +6,7 @@ counts, a central evaluation every round and each owner's evaluation whenever
 the experiment evaluates on owners. The pure loop is the physical limit: only
 the training and evaluation themselves, no messages and no Flower at all.
 
-Usage: ``python -m simulations.bench_sim [--owners 10 50 200] [--rounds 20] [--quick]``
+Usage: ``python -m simulations.bench_sim [--owners 10 50] [--rounds 20] [--quick]``
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Wall time of one experiment on each backend and as a pure PyTorch loop.",
         epilog="example: fedcurate bench sim --owners 10 50 --rounds 20",
     )
-    parser.add_argument("--owners", type=int, nargs="+", default=[10, 50, 200])
+    parser.add_argument("--owners", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument(
         "--flower-max-owners",
