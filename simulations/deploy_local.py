@@ -537,6 +537,9 @@ class LocalDeployment:
             # One compute thread per site process, as the simulation gives each client.
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
+            # Flower starts its helpers (flower-superexec, ...) by name: this
+            # environment's commands first, also when it is not activated.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         self.supervisor = ProcessSupervisor(env)
         self.cli = FlowerCli(self.supervisor.env)

@@ -161,7 +161,9 @@ def test_an_owner_killed_during_a_round_is_recorded_and_the_run_completes(
 def test_a_killed_serverapp_resumes_from_its_checkpoint_when_resubmitted(
     deployment: LocalDeployment, tmp_path: Path
 ) -> None:
-    overrides = [*BASE, "num_rounds=2", "evaluate_every=2"]
+    # DP-SGD on: the restart must neither reset an owner's ledger nor pay a round twice.
+    overrides = [*OWNERS, "privacy=dp_sgd", "crypto=none", "curator=none", "num_rounds=2"]
+    overrides.append("evaluate_every=2")
     run_dir = deployment.workspace.run_dir
     first_run = deployment.submit(overrides, run_dir)
     checkpoint = run_dir / "checkpoints" / "round-00001.pkl"
@@ -182,6 +184,8 @@ def test_a_killed_serverapp_resumes_from_its_checkpoint_when_resubmitted(
     assert summary["rounds_completed"] == 2
     uninterrupted = _simulated(overrides, tmp_path / "uninterrupted")
     assert summary["final"] == uninterrupted["final"]
+    assert summary["privacy"]["owners"] == uninterrupted["privacy"]["owners"]
+    assert {o["rounds_trained"] for o in summary["privacy"]["owners"].values()} == {2}
 
 
 @pytest.mark.slow
