@@ -135,6 +135,10 @@ class FederatedRun:
         pipeline = self._pipeline(node)
         evaluations = Evaluations(self.config, self.model, self.federation, node)
         last, status = state, "completed"
+
+        def elapsed() -> float:
+            return state.wall_seconds + time.perf_counter() - started
+
         for server_round in range(state.round + 1, self.config.num_rounds + 1):
             try:
                 last = self._run_round(server_round, last, pipeline, evaluations)
@@ -144,13 +148,13 @@ class FederatedRun:
                 break
             except RoundFailedError as failure:
                 # Resumable: the checkpoint of the last completed round stays.
-                last.wall_seconds = state.wall_seconds + time.perf_counter() - started
+                last.wall_seconds = elapsed()
                 self.outputs.write_summary(self._summary(last, evaluations, f"failed: {failure}"))
                 raise
-            last.wall_seconds = state.wall_seconds + time.perf_counter() - started
+            last.wall_seconds = elapsed()
             self.checkpoints.save(last)
             self.outputs.write_summary(self._summary(last, evaluations, status="running"))
-        last.wall_seconds = state.wall_seconds + time.perf_counter() - started
+        last.wall_seconds = elapsed()
         summary = self._summary(last, evaluations, status=status)
         self.outputs.write_summary(summary)
         if self.config.report:
