@@ -30,7 +30,7 @@ Each cell (everything but the seed) runs, per seed:
 
 Per cell (mean over seeds): detection AUROC (corrupted owners are the
 positives, lower = more suspect) of the owners' standing, the evidence the
-``exclude`` policy decides on (credit and label quality relative to each
+``exclude`` policy decides on (credit and data-quality signals relative to each
 round's participants, ``fedcurate.curation.evidence``), after round 3 and at
 the end, and of their cumulative credit (the values alone); the share of benign owners
 excluded at the end (false exclusions) and of bad owners excluded; the largest
@@ -783,8 +783,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{report['rounds']} rounds, all owners train every round, no owner-side evaluation; "
         f"seeds {report['seeds']}; DP cells: DP-SGD at each owner, ε = 8 over the run;",
         f"- curator under test: `{' '.join(CURATOR)}` (first-order values cost one gradient "
-        "pass per round and also work on encrypted updates; plaintext runs add label quality "
-        "and descent alignment to the policy's evidence);",
+        "pass per round and also work on encrypted updates; plaintext runs add data-quality "
+        "signals and descent alignment to the policy's evidence);",
         "- clean: FedAvg with the corrupted owners offline (same federation and seed); "
         "fedavg: no curator; krum / multikrum / fedmedian / fedtrimmedavg: Flower's "
         "strategies told the true number of bad owners (their best case);",

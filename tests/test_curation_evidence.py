@@ -1,4 +1,4 @@
-"""Standing: credit and label quality relative to each round's participants."""
+"""Standing: credit and data-quality signals relative to each round's participants."""
 
 from __future__ import annotations
 
@@ -24,45 +24,73 @@ CONFIG = CuratorConfig(name="first_order", policy="exclude", exclusion_outlier_t
 def rounds_of(
     credit: Mapping[str, Sequence[float]], quality: Mapping[str, Sequence[float]] | None = None
 ) -> dict[str, list[Observation]]:
-    """Owner -> observations of rounds 1, 2, ... (quality optional)."""
+    """Owner -> observations of rounds 1, 2, ... (label quality optional)."""
     return {
         name: [
-            Observation(r, c, None if quality is None else quality[name][r - 1])
+            Observation(r, c, {} if quality is None else labelled(quality[name][r - 1]))
             for r, c in enumerate(values, start=1)
         ]
         for name, values in credit.items()
     }
 
 
+def labelled(quality: float) -> dict[str, float]:
+    """Signals holding label quality only."""
+    return {"label_quality": quality}
+
+
 def test_standing_is_relative_to_the_round_and_clipped() -> None:
     observations = {
-        "a": Observation(1, 1.0, 2.0),
-        "b": Observation(1, 1.2, 2.2),
-        "c": Observation(1, 0.8, 1.8),
-        "d": Observation(1, -50.0, 2.0),
+        "a": Observation(1, 1.0, labelled(2.0)),
+        "b": Observation(1, 1.2, labelled(2.2)),
+        "c": Observation(1, 0.8, labelled(1.8)),
+        "d": Observation(1, -50.0, labelled(2.0)),
     }
     standing = round_standing(observations)
     assert standing["d"].credit == -EVIDENCE_CLIP
     assert standing["a"].credit == pytest.approx(0.0, abs=0.5)
     # Shifting every value of a round by a constant changes nothing.
     shifted = {
-        n: Observation(1, o.relative + 7.0, (o.quality or 0) - 3.0) for n, o in observations.items()
+        n: Observation(1, o.relative + 7.0, labelled(o.signals["label_quality"] - 3.0))
+        for n, o in observations.items()
     }
     moved = round_standing(shifted)
     for name, original in standing.items():
-        assert moved[name].credit == pytest.approx(original.credit)
-        assert moved[name].quality == pytest.approx(original.quality)
+        assert moved[name].terms == pytest.approx(original.terms)
+        assert moved[name].total == pytest.approx(original.total)
+
+
+def test_a_bad_term_is_not_offset_by_good_ones() -> None:
+    """One signal far below the others is an alarm even when another term is far above."""
+    rng = np.random.default_rng(3)
+    signals = [("label_quality", 3.0), ("sharpening", 0.2), ("breadth", 0.6)]
+    observations = {
+        f"h{i}": Observation(
+            1, 1.0 + 0.1 * rng.normal(), {k: v + 0.05 * rng.normal() for k, v in signals}
+        )
+        for i in range(8)
+    }
+    observations["shrinks"] = Observation(
+        1, 3.0, {"label_quality": 3.5, "sharpening": -0.5, "breadth": 0.7}
+    )
+    standing = round_standing(observations)
+    assert standing["shrinks"].terms["sharpening"] == -EVIDENCE_CLIP
+    assert standing["shrinks"].terms["credit"] > 0
+    assert sum(standing["shrinks"].terms.values()) > 0  # a plain sum would clear it
+    assert standing["shrinks"].total < -1.0
 
 
 def test_a_screened_update_gets_the_lowest_standing_and_leaves_the_reference() -> None:
-    honest = {n: Observation(1, v, 1.0 + v) for n, v in [("a", 1.0), ("b", 0.5), ("c", 1.5)]}
+    honest = {
+        n: Observation(1, v, labelled(1.0 + v)) for n, v in [("a", 1.0), ("b", 0.5), ("c", 1.5)]
+    }
     alone = round_standing(honest)
-    with_rider = round_standing({**honest, "rider": Observation(1, 0.0, None, screened=True)})
+    with_rider = round_standing({**honest, "rider": Observation(1, 0.0, screened=True)})
     assert with_rider["rider"].total == -EVIDENCE_CLIP
     assert all(with_rider[n] == alone[n] for n in honest)
 
 
-def test_quality_is_optional_and_participation_partial() -> None:
+def test_signals_are_optional_and_participation_partial() -> None:
     history = {
         "a": [Observation(1, 1.0), Observation(3, 1.0)],
         "b": [Observation(1, 0.0), Observation(2, 0.5), Observation(3, 0.0)],
@@ -70,18 +98,18 @@ def test_quality_is_optional_and_participation_partial() -> None:
     }
     per_round = standings(history)
     assert [len(per_round[n]) for n in "abc"] == [2, 3, 2]
-    assert all(s.quality == 0.0 for values in per_round.values() for s in values)
+    assert all(set(s.terms) == {"credit"} for values in per_round.values() for s in values)
     assert mean_standing(history)["a"] == pytest.approx(np.mean([s.total for s in per_round["a"]]))
 
 
 def test_clean_fits_protect_an_owner_with_low_credit() -> None:
-    """Benign heterogeneity: low credit in every round, but its local model fits cleanly."""
+    """Benign heterogeneity: lower credit in every round, but its local model fits cleanly."""
     rng = np.random.default_rng(0)
     credit = {f"h{i}": list(1.0 + 0.2 * rng.normal(size=8)) for i in range(7)}
     quality = {name: list(3.0 + 0.3 * rng.normal(size=8)) for name in credit}
-    credit["unusual"] = list(-1.0 + 0.1 * rng.normal(size=8))
+    credit["unusual"] = list(0.7 + 0.1 * rng.normal(size=8))
     quality["unusual"] = list(4.0 + 0.3 * rng.normal(size=8))
-    credit["noisy"] = list(-1.0 + 0.1 * rng.normal(size=8))
+    credit["noisy"] = list(0.7 + 0.1 * rng.normal(size=8))
     quality["noisy"] = list(1.0 + 0.3 * rng.normal(size=8))
     history = rounds_of(credit, quality)
     decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
@@ -94,7 +122,7 @@ def test_clean_fits_protect_an_owner_with_low_credit() -> None:
 def test_a_screened_update_is_left_out_of_its_round_only() -> None:
     credit = {f"h{i}": [1.0 + 0.1 * i] * 4 for i in range(5)}
     history = rounds_of(credit)
-    history["rider"] = [Observation(r, 0.0, None, screened=True) for r in range(1, 4)]
+    history["rider"] = [Observation(r, 0.0, screened=True) for r in range(1, 4)]
     history["rider"].append(Observation(4, 1.2))
     sent_replay = {**history, "rider": history["rider"][:3]}
     decisions = decide("exclude", sent_replay, dict.fromkeys(sent_replay, 1.0), CONFIG)
@@ -106,7 +134,7 @@ def test_a_screened_update_is_left_out_of_its_round_only() -> None:
     assert decisions["rider"].included
 
 
-def test_the_ledger_keeps_quality_and_reports_standing() -> None:
+def test_the_ledger_keeps_signals_and_reports_standing() -> None:
     ledger = ContributionLedger()
     for server_round in (1, 2):
         owners = {
@@ -116,14 +144,14 @@ def test_the_ledger_keeps_quality_and_reports_standing() -> None:
                 weight=1.0,
                 included=True,
                 reason="r",
-                quality=q,
+                signals=None if q is None else labelled(q),
                 screen="replay" if name == "c" else None,
             )
             for name, v, q in [("a", 1.5, 2.0), ("b", 1.0, 1.0), ("c", 0.0, None)]
         }
         ledger.record(RoundRecord(server_round, "first_order", "loss", 1, "", owners))
     history = ledger.history()
-    assert history["a"][0].quality == 2.0
+    assert history["a"][0].signals == {"label_quality": 2.0}
     assert history["c"][0].screened
     report = ledger.report()
     assert report["standing"]["c"] == -EVIDENCE_CLIP
@@ -154,16 +182,36 @@ def test_an_uphill_owner_is_excluded_even_when_its_harm_is_small() -> None:
     rng = np.random.default_rng(2)
     history = {
         f"h{i}": [
-            Observation(r, 1.0 + 0.8 * rng.normal(), 3.0, alignment=0.4) for r in range(1, 11)
+            Observation(r, 1.0 + 0.8 * rng.normal(), labelled(3.0), alignment=0.4)
+            for r in range(1, 11)
         ]
         for i in range(7)
     }
     for name, alignment in (("uphill", -0.6), ("sideways", -0.1)):
         history[name] = [
-            Observation(r, -0.3 + 0.02 * rng.normal(), 3.0, alignment=alignment)
+            Observation(r, -0.3 + 0.02 * rng.normal(), labelled(3.0), alignment=alignment)
             for r in range(1, 11)
         ]
     decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
     assert not decisions["uphill"].included
     assert "descent alignment -0.60" in decisions["uphill"].reason
     assert decisions["sideways"].included
+
+
+def test_a_steeply_uphill_update_is_left_out_of_its_round_before_any_record() -> None:
+    history = {
+        f"h{i}": [Observation(1, 1.0 + 0.1 * i, labelled(3.0), alignment=0.3)] for i in range(5)
+    }
+    history["flipped"] = [Observation(1, -1.0, labelled(3.0), alignment=-0.9)]
+    history["sideways"] = [Observation(1, 0.1, labelled(3.0), alignment=-0.2)]
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert not decisions["flipped"].included
+    assert "steeply uphill (descent alignment -0.90" in decisions["flipped"].reason
+    assert decisions["sideways"].included
+    # Its next update, pointing downhill, is judged on the whole record again.
+    history["flipped"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
+    for i in range(5):
+        history[f"h{i}"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
+    history["sideways"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert decisions["flipped"].included

@@ -1,4 +1,4 @@
-"""Label quality: the fit floor of an owner's local model on the validation set."""
+"""Data-quality signals: label quality (fit floor), sharpening and breadth of an update."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from fedcurate.config import compose_config
 from fedcurate.curation import Curator, ValidationEvaluator
-from fedcurate.curation.quality import FIT_FRACTION, fit_floor, label_quality
+from fedcurate.curation.quality import FIT_FRACTION, SIGNALS, data_signals, fit_floor, sharpening
 from fedcurate.data import build_federation
 from fedcurate.models import build_model
 from fedcurate.training import evaluate
@@ -33,6 +33,26 @@ def test_fit_floor_averages_the_best_fitted_share() -> None:
         fit_floor(np.array([]))
 
 
+def test_sharpening_is_the_cosine_with_the_weight_matrices() -> None:
+    weights = np.array([1.0, 2.0, -1.0, 5.0])
+    mask = np.array([True, True, True, False])  # the last entry is a bias
+    assert sharpening(0.1 * weights, weights, mask) == pytest.approx(1.0)
+    assert sharpening(-0.1 * weights, weights, mask) == pytest.approx(-1.0)
+    assert sharpening(np.array([2.0, -1.0, 0.0, 9.0]), weights, mask) == pytest.approx(0.0)
+    assert sharpening(np.zeros(4), weights, mask) == 0.0
+
+
+def test_the_matrix_mask_covers_weight_matrices_only() -> None:
+    config = compose_config(["model=mlp"])
+    federation = build_federation(config)
+    model = build_model(config.model, federation.spec, config.seed)
+    evaluator = ValidationEvaluator(model, federation.validation)
+    mask = evaluator.matrix_mask()
+    matrices = sum(p.numel() for p in model.parameters() if p.dim() >= 2)
+    assert mask.shape == (evaluator.num_parameters,)
+    assert int(mask.sum()) == matrices < evaluator.num_parameters
+
+
 def test_per_example_losses_match_the_mean_loss() -> None:
     config = compose_config(NOISY)
     federation = build_federation(config)
@@ -44,20 +64,38 @@ def test_per_example_losses_match_the_mean_loss() -> None:
     assert losses.mean() == pytest.approx(evaluate(model, federation.validation).loss, rel=1e-5)
 
 
-def test_a_noisy_owner_fits_worst_and_stands_lowest() -> None:
-    config = compose_config([*NOISY, "curator=first_order", "curator.policy=exclude"])
+def lowest_signals(overrides: list[str], rounds: int = 3) -> tuple[list[dict[str, str]], str]:
+    """Per round, signal -> the owner lowest on it; and the owner of lowest standing."""
+    config = compose_config([*overrides, "curator=first_order", "curator.policy=exclude"])
     federation = build_federation(config)
     template = build_model(config.model, federation.spec, config.seed)
     evaluator = ValidationEvaluator(template, federation.validation)
     curator = Curator(config.curator, template, federation.validation, config.train, config.seed)
-    for simulated in simulate_rounds(config, evaluator, 3):
+    lowest = []
+    for simulated in simulate_rounds(config, evaluator, rounds):
         updates = simulated.updates
-        quality = label_quality(evaluator, updates, skip={"owner-000"})
-        assert set(quality) == set(updates.owners) - {"owner-000"}
-        assert min(quality, key=quality.__getitem__) == "owner-002"
+        signals = data_signals(evaluator, updates, skip={"owner-000"})
+        assert set(signals) == set(updates.owners) - {"owner-000"}
+        assert all(set(s) == set(SIGNALS) for s in signals.values())
+        lowest.append({k: min(signals, key=lambda n: signals[n][k]) for k in SIGNALS})
         curator.assess(simulated.round, updates.updates, updates.weights, updates.global_weights)
+        recorded = curator.ledger.rounds[-1].owners["owner-002"].signals
+        assert recorded == pytest.approx(signals["owner-002"])
     standing = curator.ledger.standing()
-    assert min(standing, key=standing.__getitem__) == "owner-002"
-    recorded = curator.ledger.rounds[-1].owners["owner-002"].quality
-    assert recorded is not None
-    assert recorded < curator.ledger.rounds[-1].owners["owner-001"].quality  # type: ignore[operator]
+    return lowest, min(standing, key=standing.__getitem__)
+
+
+def test_a_noisy_owner_fits_worst_and_stands_lowest() -> None:
+    lowest, suspect = lowest_signals(NOISY)
+    assert all(per_round["label_quality"] == "owner-002" for per_round in lowest)
+    assert suspect == "owner-002"
+
+
+def test_an_owner_with_noisy_features_shrinks_the_model() -> None:
+    """Input noise acts as weight decay: the update shrinks the weights (Bishop 1995)."""
+    noisy_features = [o for o in NOISY if not o.startswith("corruption.rate")]
+    noisy_features[noisy_features.index("corruption=label_noise")] = "corruption=feature_noise"
+    lowest, suspect = lowest_signals([*noisy_features, "corruption.scale=1.0"])
+    # Round 1 starts from random weights, which no data sharpen; from round 2 on it shows.
+    assert all(per_round["sharpening"] == "owner-002" for per_round in lowest[1:])
+    assert suspect == "owner-002"

@@ -12,8 +12,8 @@ the pieces are usable on their own:
 * :mod:`~fedcurate.curation.methods`: the ``curator.name`` registry;
 * :mod:`~fedcurate.curation.free_riding`: updates made of public information
   (zero, replays of recent global changes) earn no positive credit;
-* :mod:`~fedcurate.curation.quality`: label-quality evidence (the fit floor of
-  an owner's local model), plaintext only;
+* :mod:`~fedcurate.curation.quality`: data-quality signals of an update (label
+  quality, sharpening, breadth), plaintext only;
 * :mod:`~fedcurate.curation.evidence`: each owner's per-round standing, the
   evidence the ``exclude`` policy weighs;
 * :mod:`~fedcurate.curation.policies`: the ``curator.policy`` registry;

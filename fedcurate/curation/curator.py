@@ -42,7 +42,7 @@ from fedcurate.curation.methods import (
     first_order_from_products,
 )
 from fedcurate.curation.policies import OwnerDecision, decide
-from fedcurate.curation.quality import label_quality
+from fedcurate.curation.quality import data_signals
 from fedcurate.curation.rounds import RoundUpdates, check_participants
 from fedcurate.curation.settings import check_curator_config
 from fedcurate.data.arrays import ArrayDataset
@@ -112,15 +112,15 @@ class UpdateEvidence:
 
     Attributes
     ----------
-    quality : dict[str, float]
-        Owner -> label-quality evidence (see :mod:`fedcurate.curation.quality`).
+    signals : dict[str, dict[str, float]]
+        Owner -> its data-quality signals (see :mod:`fedcurate.curation.quality`).
     alignment : dict[str, float]
         Owner -> descent alignment ``cos(Δ_i, -∇L_val(w_t))``.
 
     Both are empty under encryption (the curator never sees an update).
     """
 
-    quality: dict[str, float] = field(default_factory=dict)
+    signals: dict[str, dict[str, float]] = field(default_factory=dict)
     alignment: dict[str, float] = field(default_factory=dict)
 
 
@@ -204,11 +204,11 @@ class Curator:
     def _update_evidence(
         self, updates: RoundUpdates, screened: Mapping[str, str]
     ) -> UpdateEvidence:
-        """Label quality and descent alignment of the updates not screened (plaintext only)."""
+        """Data-quality signals and descent alignment of the updates not screened (plaintext)."""
         judged = {name: updates.updates[name] for name in updates.owners if name not in screened}
         gradient = self.evaluator.loss_gradient(updates.global_weights)
         return UpdateEvidence(
-            quality=label_quality(self.evaluator, updates, skip=screened),
+            signals=data_signals(self.evaluator, updates, skip=screened),
             alignment=descent_alignment(judged, gradient),
         )
 
@@ -269,7 +269,7 @@ class Curator:
         screened = screen_scores(products, self._public_products, self.config.free_rider_tolerance)
         self._public_products = {}
         valuation = first_order_from_products(products, weights, self._context(server_round))
-        # Label quality and alignment need the update itself: absent under encryption.
+        # Data-quality signals and alignment need the update itself: absent under encryption.
         return self._conclude(server_round, valuation, weights, screened, UpdateEvidence())
 
     def _conclude(
@@ -282,7 +282,7 @@ class Curator:
     ) -> Decision:
         """Turn values into credit, apply the policy and record the round in the ledger.
 
-        ``evidence``: label quality and alignment of the owners they were measured for.
+        ``evidence``: data-quality signals and alignment of the owners they were measured for.
         """
         credit = {
             name: min(share, 0.0) if name in screened else share
@@ -293,9 +293,9 @@ class Curator:
             observation = Observation(
                 server_round,
                 share,
-                evidence.quality.get(name),
-                name in screened,
-                evidence.alignment.get(name),
+                signals=evidence.signals.get(name, {}),
+                screened=name in screened,
+                alignment=evidence.alignment.get(name),
             )
             history.setdefault(name, []).append(observation)
         base_weights = {name: float(weights[name]) for name in sorted(valuation.values)}
@@ -355,7 +355,7 @@ def _round_record(
             reason=decisions[name].reason,
             score=valuation.scores.get(name),
             screen=screened.get(name),
-            quality=evidence.quality.get(name),
+            signals=evidence.signals.get(name),
             alignment=evidence.alignment.get(name),
         )
         for name in sorted(valuation.values)

@@ -70,6 +70,11 @@ class ValidationEvaluator:
         """Length of the flat vectors this evaluator accepts."""
         return sum(self.sizes)
 
+    def matrix_mask(self) -> np.ndarray:
+        """Boolean flat mask of the entries of weight matrices and kernels (tensors of 2+ dims)."""
+        pieces = zip(self.sizes, self.shapes, strict=True)
+        return np.concatenate([np.full(size, len(shape) >= 2) for size, shape in pieces])
+
     def _as_tensor(self, flat: np.ndarray | torch.Tensor) -> torch.Tensor:
         tensor = torch.as_tensor(flat, dtype=torch.float32)
         if tensor.shape != (self.num_parameters,):

@@ -1,33 +1,40 @@
 """Standing: the per-round evidence about each owner that the ``exclude`` policy weighs.
 
 An :class:`Observation` is what the ledger knows about one owner in one round:
-its credit (relative value), its label-quality evidence (plaintext mode, see
+its credit (relative value), its data-quality signals (plaintext mode, see
 :mod:`fedcurate.curation.quality`) and whether its update was screened as public
 information (see :mod:`fedcurate.curation.free_riding`). From the observations of
 a round, every participant gets a :class:`Standing`, in robust standard
-deviations from the round's median participant:
+deviations from the round's median participant.
 
-    standing = z(credit) + z(label quality)
+Each *term* (the credit and every signal) is a robust z-score (median, 1.4826
+MAD) among the round's participants whose update was not screened, clipped to
+``±EVIDENCE_CLIP`` so that one freak round cannot decide alone; a term not
+measured for an owner counts 0. The terms are combined asymmetrically,
 
-each term a robust z-score (median, 1.4826 MAD) among the round's participants
-whose update was not screened, clipped to ``±EVIDENCE_CLIP`` so that one freak
-round cannot decide alone; the quality term is 0 when quality is unknown
-(encrypted updates). A screened update gets the lowest standing,
+    alarm = Σ_k min(z_k, 0) + POSITIVE_WEIGHT · Σ_k max(z_k, 0),
+
+and the standing is the owner's alarm minus the median participant's (not
+rescaled: one term's z-score keeps its meaning when it is the only one, as
+under encryption, and the sum of several spreads like a single one).
+Corruption shows in one term or several (label flips and heavy label noise: low
+credit, poor fits and shrinking weights; mild label noise and feature noise:
+shrinking weights; sign flips: very low credit), while the others may even look
+good: a sign-flipped update fits other owners' data well. So a low mark in one
+term is offset only by a fraction of a high mark in another, and benign
+heterogeneity, which mostly lowers credit while the data signals stay clean,
+does not add up to an alarm. A screened update gets the lowest standing,
 ``-EVIDENCE_CLIP``: it carries no data of its owner.
 
 Why per round and relative: rounds differ in scale (early rounds move the model
 far, late ones barely; DP noise varies), so raw values from different rounds do
-not add up, but a participant's place among the round's participants does. Why
-the sum: corruption shows in one term or both (label flips and heavy label
-noise: low credit and poor fits; mild label noise: poor fits; sign flips: very
-low credit), while benign heterogeneity mostly shows as low credit *with* clean
-fits, which the quality term offsets.
+not add up, but a participant's place among the round's participants does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +43,8 @@ EVIDENCE_CLIP = 5.0
 #: Factors turning a median / mean absolute deviation into a normal standard deviation.
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
+#: How much a good mark in one term offsets a bad mark in another (see above).
+POSITIVE_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,9 @@ class Observation:
         Server round.
     relative : float
         The owner's credit: its value as a share of an equal split.
-    quality : float or None
-        Label-quality evidence (``-log`` fit floor), ``None`` when not measured.
+    signals : Mapping[str, float]
+        Data-quality signals (name -> value, higher = cleaner), empty when not
+        measured (encrypted or screened updates).
     screened : bool
         Whether the update was screened as public information.
     alignment : float or None
@@ -59,7 +69,7 @@ class Observation:
 
     round: int
     relative: float
-    quality: float | None = None
+    signals: Mapping[str, float] = field(default_factory=dict)
     screened: bool = False
     alignment: float | None = None
 
@@ -69,15 +79,23 @@ History = Mapping[str, Sequence[Observation]]
 
 @dataclass(frozen=True)
 class Standing:
-    """One owner's standing in one round, by term (robust SDs from the median participant)."""
+    """One owner's standing in one round (robust SDs from the median participant).
 
-    credit: float
-    quality: float
+    Attributes
+    ----------
+    terms : Mapping[str, float]
+        ``"credit"`` and each measured signal: the owner's clipped robust z-score.
+    total : float
+        The standing: the owner's :func:`alarm` minus the round's median one.
+    """
+
+    terms: Mapping[str, float]
+    total: float
 
     @property
-    def total(self) -> float:
-        """``credit + quality``."""
-        return self.credit + self.quality
+    def credit(self) -> float:
+        """The credit term."""
+        return self.terms["credit"]
 
 
 def robust_z(values: Mapping[str, float]) -> dict[str, float]:
@@ -102,17 +120,27 @@ def _clipped(scores: Mapping[str, float]) -> dict[str, float]:
     return {name: float(np.clip(z, -EVIDENCE_CLIP, EVIDENCE_CLIP)) for name, z in scores.items()}
 
 
+def alarm(terms: Mapping[str, float]) -> float:
+    """``Σ min(z, 0) + POSITIVE_WEIGHT · Σ max(z, 0)`` over one owner's terms."""
+    return sum(min(z, 0.0) + POSITIVE_WEIGHT * max(z, 0.0) for z in terms.values())
+
+
 def round_standing(observations: Mapping[str, Observation]) -> dict[str, Standing]:
     """Standing of every participant of one round (``observations``: owner -> its observation)."""
     valued = {name: o for name, o in observations.items() if not o.screened}
-    credit = _clipped(robust_z({name: o.relative for name, o in valued.items()}))
-    judged = {name: o.quality for name, o in valued.items() if o.quality is not None}
-    quality = _clipped(robust_z(judged))
+    scores = {"credit": _clipped(robust_z({name: o.relative for name, o in valued.items()}))}
+    for signal in sorted({signal for o in valued.values() for signal in o.signals}):
+        measured = {name: o.signals[signal] for name, o in valued.items() if signal in o.signals}
+        scores[signal] = _clipped(robust_z(measured))
+    terms = {name: {k: z.get(name, 0.0) for k, z in scores.items()} for name in valued}
+    alarms = {name: alarm(t) for name, t in terms.items()}
+    centre = float(np.median(list(alarms.values()))) if alarms else 0.0
+    totals = _clipped({name: value - centre for name, value in alarms.items()})
     return {
-        name: Standing(-EVIDENCE_CLIP, 0.0)
-        if o.screened
-        else Standing(credit[name], quality.get(name, 0.0))
-        for name, o in observations.items()
+        name: Standing(terms[name], totals[name])
+        if name in valued
+        else Standing(dict.fromkeys(scores, 0.0) | {"credit": -EVIDENCE_CLIP}, -EVIDENCE_CLIP)
+        for name in observations
     }
 
 

@@ -8,7 +8,7 @@ round's values are also stored as *relative values*
 participants (an owner that contributed like every other gets 1, a harmful one
 a negative number, a null one 0). Each round thus hands out the same total of
 credit whatever its units. Cumulative values and reward shares work on relative
-values; the ``exclude`` policy also weighs label quality (see
+values; the ``exclude`` policy also weighs data-quality signals (see
 :mod:`fedcurate.curation.evidence`), and the ledger reports each owner's mean
 standing, the evidence that policy decides on.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from fedcurate.curation.evidence import Observation, mean_standing
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def relative_values(values: Mapping[str, float]) -> dict[str, float]:
@@ -59,8 +59,8 @@ class OwnerRecord:
     screen : str or None
         Why the update counts as public information (its positive credit is
         withheld, see :mod:`fedcurate.curation.free_riding`), or ``None``.
-    quality : float or None
-        Label-quality evidence of the update (see
+    signals : dict[str, float] or None
+        Data-quality signals of the update (see
         :mod:`fedcurate.curation.quality`), ``None`` when not measured
         (encrypted updates, screened updates).
     alignment : float or None
@@ -75,7 +75,7 @@ class OwnerRecord:
     reason: str
     score: float | None = None
     screen: str | None = None
-    quality: float | None = None
+    signals: dict[str, float] | None = None
     alignment: float | None = None
 
 
@@ -143,9 +143,9 @@ class ContributionLedger:
                 observation = Observation(
                     entry.round,
                     owner.relative,
-                    owner.quality,
-                    owner.screen is not None,
-                    owner.alignment,
+                    signals=owner.signals or {},
+                    screened=owner.screen is not None,
+                    alignment=owner.alignment,
                 )
                 history.setdefault(name, []).append(observation)
         return history
@@ -174,7 +174,7 @@ class ContributionLedger:
         """Owner name -> mean standing over its rounds: the ``exclude`` policy's evidence.
 
         Robust standard deviations from the median participant of each round,
-        credit and label quality together (see :mod:`fedcurate.curation.evidence`);
+        credit and data-quality signals together (see :mod:`fedcurate.curation.evidence`);
         lower means more likely corrupted.
         """
         return mean_standing(self.history())

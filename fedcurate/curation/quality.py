@@ -1,27 +1,36 @@
-"""Label-quality evidence: how closely an owner's local model fits what it fits best.
+"""Data-quality signals: what an owner's update reveals about the data it was trained on.
 
 Contribution values measure what an update does to the validation loss. Under
 strong heterogeneity that cannot tell a corrupted owner from an honest one
 whose data simply differ: on Dirichlet(0.3) digits and on Synthetic(1, 1),
 owners with noisy labels are often valued *above* honest ones, because their
 updates pull the model less far towards their own share of the data
-(measured while building ``simulations/bench_curator.py``).
+(measured while building ``simulations/bench_curator.py``). Three signals look
+at something heterogeneity changes much less; each is higher for cleaner data.
 
-Label quality looks at something heterogeneity does not change. A model trained
-on correctly labelled data fits the validation examples that resemble its data
-almost perfectly, whichever examples those are; a model trained on wrong labels
-cannot, and keeps a loss floor even where it predicts correctly (the premise of
-confident learning, Northcutt, Jiang & Chuang, JAIR 2021). The *fit floor* of
-owner ``i`` is the mean cross-entropy of its local model ``w_t + Δ_i`` over the
-:data:`FIT_FRACTION` of validation examples it fits best; the evidence is
-``-log(fit floor)`` (higher = cleaner labels; log, because clean and noisy fits
-differ by orders of magnitude). Policies compare it across the round's
-participants (:mod:`fedcurate.curation.evidence`).
+* ``label_quality``, ``-log`` of the *fit floor*: the mean cross-entropy of the
+  owner's local model ``w_t + Δ_i`` over the :data:`FIT_FRACTION` of validation
+  examples it fits best. A model trained on correctly labelled data fits the
+  examples that resemble its data almost perfectly, whichever those are; one
+  trained on wrong labels keeps a loss floor even where it predicts correctly
+  (the premise of confident learning, Northcutt, Jiang & Chuang, JAIR 2021).
+* ``sharpening``, ``cos(Δ_i, w_t)`` over the weight matrices (biases and other
+  vectors left out): whether the update makes the current decision function
+  more confident. Noise in the data acts as a regulariser that shrinks the
+  weights: input noise as Tikhonov regularisation (Bishop, Neural Computation
+  1995), label noise as label smoothing, whose targets cannot be fitted
+  confidently. Clean data, skewed or not, sharpen the model instead.
+* ``breadth``, the share of validation examples whose loss the local model
+  lowers: corrupted data improve fewer of them. It complements the others
+  under DP, whose noise blurs single inner products but hits every owner alike.
 
-It needs the update itself, so it exists in plaintext mode only; under
-encryption the curator sees one scalar per owner and this evidence is absent.
 Known blind spot: a sign-flipped update ``w_t - Δ_i`` fits other owners'
-examples *better*, so this evidence does not flag it (its contribution does).
+examples *better* and sharpens where the honest one would not; its
+contribution and descent alignment give it away instead.
+
+The signals need the update itself, so they exist in plaintext mode only; under
+encryption the curator sees one scalar per owner and they are absent. Policies
+compare them across the round's participants (:mod:`fedcurate.curation.evidence`).
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ from fedcurate.curation.rounds import RoundUpdates
 FIT_FRACTION = 0.1
 #: Fit floors below this count as perfect (the log stays finite).
 PERFECT_FIT = 1e-12
+#: The signals :func:`data_signals` measures, in order.
+SIGNALS = ("label_quality", "sharpening", "breadth")
 
 
 def fit_floor(losses: np.ndarray, fraction: float = FIT_FRACTION) -> float:
@@ -47,10 +58,17 @@ def fit_floor(losses: np.ndarray, fraction: float = FIT_FRACTION) -> float:
     return float(np.partition(losses, count - 1)[:count].mean())
 
 
-def label_quality(
+def sharpening(update: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> float:
+    """``cos(Δ, w)`` restricted to ``mask`` (0 when either part is zero)."""
+    delta, current = update[mask], weights[mask]
+    scale = float(np.linalg.norm(delta)) * float(np.linalg.norm(current))
+    return float(np.dot(delta, current)) / scale if scale > 0 else 0.0
+
+
+def data_signals(
     evaluator: ValidationEvaluator, updates: RoundUpdates, skip: Collection[str] = ()
-) -> dict[str, float]:
-    """``-log(fit floor)`` of every participant's local model, except those in ``skip``.
+) -> dict[str, dict[str, float]]:
+    """Owner -> its :data:`SIGNALS`, for every participant except those in ``skip``.
 
     Parameters
     ----------
@@ -62,11 +80,18 @@ def label_quality(
         Owners not to judge (updates screened as public information carry no
         data of their owner).
     """
-    quality = {}
-    for name in updates.owners:
-        if name in skip:
-            continue
-        local = updates.global_weights + np.asarray(updates.updates[name], dtype=np.float64)
-        floor = fit_floor(evaluator.example_losses(local))
-        quality[name] = -float(np.log(max(floor, PERFECT_FIT)))
-    return quality
+    judged = [name for name in updates.owners if name not in skip]
+    if not judged:
+        return {}
+    start_losses = evaluator.example_losses(updates.global_weights)
+    mask = evaluator.matrix_mask()
+    signals = {}
+    for name in judged:
+        update = np.asarray(updates.updates[name], dtype=np.float64)
+        losses = evaluator.example_losses(updates.global_weights + update)
+        signals[name] = {
+            "label_quality": -float(np.log(max(fit_floor(losses), PERFECT_FIT))),
+            "sharpening": sharpening(update, updates.global_weights, mask),
+            "breadth": float(np.mean(losses < start_losses)),
+        }
+    return signals
