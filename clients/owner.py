@@ -93,7 +93,7 @@ def train(site: Site, content: RecordDict, context: Context) -> RecordDict:
     last_change = _remember_global(state, global_arrays) if kind in UPDATE_KINDS else None
     reply = RecordDict()
     if kind in FREE_RIDER_KINDS:
-        metrics = _probe_without_training(model, train_data)
+        metrics = _pose_as_trained(site, model, train_data)
     elif site.config.privacy.name == "dp_sgd":
         ledger = _ledger(site, state, len(train_data), instruction)
         if ledger.rounds and instruction.server_round <= ledger.rounds[-1].server_round:
@@ -148,8 +148,14 @@ def _encrypted_update(
     return ConfigRecord(to_wire(encrypted))  # type: ignore[arg-type]
 
 
-def _probe_without_training(model: nn.Module, data: ArrayDataset) -> TrainMetrics:
-    """A free rider's plausible-looking metrics: the global model on its own data."""
+def _pose_as_trained(site: Site, model: nn.Module, data: ArrayDataset) -> TrainMetrics:
+    """A free rider's metrics, shaped like an honest owner's so that its reply passes.
+
+    Without privacy: the global model's loss and accuracy on its own data. Under
+    any DP, honest owners release no metric of their data, so neither does it.
+    """
+    if site.config.privacy.name != "none":
+        return TrainMetrics(len(data), 0.0)
     probe = evaluate(model, data)
     return TrainMetrics(len(data), 0.0, probe.loss, probe.accuracy)
 

@@ -123,3 +123,22 @@ def test_a_lost_ledger_is_never_a_fresh_budget(
     assert "server records 1 round(s)" in failed["owner-001"]
     assert summary["privacy"]["owners"]["owner-001"]["rounds_trained"] == 1
     shutil.rmtree(tmp_path / "run")
+
+
+def test_a_free_rider_posing_as_a_dp_owner_is_screened_by_the_curator(run_dir: Path) -> None:
+    """It releases no data metric, like honest DP owners: accepted, then caught as a replay."""
+    summary = simulate(
+        run_dir,
+        "num_clients=4",
+        "corruption=free_rider_replay",
+        "corruption.owners=[1]",
+        "curator=first_order",
+        "curator.policy=exclude",
+    )
+    assert all(r["rejected"] == {} and "owner-001" in r["replied"] for r in records(run_dir))
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    rider = [entry["owners"]["owner-001"] for entry in ledger["rounds"]]
+    assert len(rider) == 3
+    assert all(owner["screen"] and not owner["included"] for owner in rider[1:])
+    assert summary["curator"]["reward_shares"]["owner-001"] <= 0.01
+    assert "public information" in summary["curator"]["excluded"]["owner-001"]
