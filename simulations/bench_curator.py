@@ -68,7 +68,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
@@ -371,8 +370,7 @@ def run_with_offline_owners(
 ) -> dict[str, Any]:
     """:func:`simulations.runner.run_simulation` with the ``offline`` owners down."""
     grid = functools.partial(OfflineOwnersGrid, offline_partitions=tuple(offline))
-    with mock.patch("simulations.runner.InProcessGrid", grid):
-        return run_simulation(config, overrides, run_dir)
+    return run_simulation(config, overrides, run_dir, grid_factory=grid)
 
 
 def execute(spec: RunSpec, scratch: Path) -> dict[str, Any]:

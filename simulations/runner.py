@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from fedcurate.reporting import RunOutputs
 from server.app import app as server_app
 from server.loop import needs_curator_node
 from simulations.inprocess import InProcessGrid, simulation_node_configs
+
+#: Builds the in-process grid; takes :class:`InProcessGrid`'s arguments.
+GridFactory = Callable[..., InProcessGrid]
 
 #: The ClientApp every simulated node runs (as in pyproject's [tool.flwr.app.components]).
 CLIENT_APP = "clients.app:app"
@@ -52,7 +56,13 @@ def run_config_for(overrides: list[str], run_dir: Path) -> UserConfig:
     return {RUN_CONFIG_OVERRIDES: shlex.join(overrides), RUN_CONFIG_RUN_DIR: str(run_dir)}
 
 
-def run_simulation(config: Config, overrides: list[str], run_dir: Path) -> dict[str, Any]:
+def run_simulation(
+    config: Config,
+    overrides: list[str],
+    run_dir: Path,
+    *,
+    grid_factory: GridFactory = InProcessGrid,
+) -> dict[str, Any]:
     """Run the experiment and return its ``summary.json`` content.
 
     Parameters
@@ -64,6 +74,10 @@ def run_simulation(config: Config, overrides: list[str], run_dir: Path) -> dict[
         ``run_config`` and are stored in the run directory for resumption.
     run_dir : Path
         Output directory; an existing checkpoint there is resumed.
+    grid_factory : GridFactory
+        Builds the grid of the in-process backend (a benchmark passes a
+        subclass of :class:`InProcessGrid`, e.g. with some owners offline).
+        ``backend=flower`` runs Flower's own engine and refuses another one.
     """
     run_dir = run_dir.resolve()
     outputs = RunOutputs(run_dir)
@@ -72,11 +86,19 @@ def run_simulation(config: Config, overrides: list[str], run_dir: Path) -> dict[
     provision_keys(config, run_dir)
     quiet_flower_logs()
     if config.backend == "flower":
+        if grid_factory is not InProcessGrid:
+            raise ValueError("backend=flower runs Flower's simulation engine: no grid_factory")
         from simulations.flower_engine import run_on_flower_engine
 
         run_on_flower_engine(run_config, num_nodes(config), workers=config.workers)
     else:
-        _run_inprocess(run_config, num_nodes(config), _workers(config.workers))
+        grid = grid_factory(
+            CLIENT_APP,
+            simulation_node_configs(num_nodes(config)),
+            run_config,
+            workers=_workers(config.workers),
+        )
+        _run_inprocess(grid, run_config)
     return outputs.read_summary()
 
 
@@ -90,11 +112,10 @@ def _workers(configured: int) -> int:
     return configured or (os.cpu_count() or 1)
 
 
-def _run_inprocess(run_config: UserConfig, nodes: int, workers: int) -> None:
+def _run_inprocess(grid: InProcessGrid, run_config: UserConfig) -> None:
     # One thread per simulated client: the models are small, and intra-op threads
     # only add synchronisation (and fight other processes for the cores).
     torch.set_num_threads(1)
-    grid = InProcessGrid(CLIENT_APP, simulation_node_configs(nodes), run_config, workers=workers)
     context = Context(
         run_id=grid.run.run_id,
         node_id=SUPERLINK_NODE_ID,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 from pathlib import Path
@@ -17,6 +18,7 @@ from fedcurate.config import compose_config
 from server.errors import RoundFailedError
 from server.loop import FederatedRun
 from server.strategies import STRATEGIES
+from simulations.inprocess import InProcessGrid
 from simulations.runner import run_simulation
 
 SMALL = ["num_clients=4", "num_rounds=2", "train.local_epochs=1"]
@@ -166,3 +168,14 @@ def test_every_strategy_learns(tmp_path: Path, name: str) -> None:
     extra = ["strategy.num_malicious=0"] if "krum" in name else []
     summary = simulate(tmp_path / name, f"strategy={name}", *extra, "num_rounds=3")
     assert summary["final"]["accuracy"] > 0.3, summary["final"]
+
+
+def test_flower_backend_refuses_a_grid_factory(tmp_path: Path) -> None:
+    overrides = ["backend=flower", "num_rounds=1"]
+    with pytest.raises(ValueError, match="no grid_factory"):
+        run_simulation(
+            compose_config(overrides),
+            overrides,
+            tmp_path,
+            grid_factory=functools.partial(InProcessGrid, workers=1),
+        )
