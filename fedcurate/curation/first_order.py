@@ -38,6 +38,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fedcurate.curation.exact import shapley_from_table
+from fedcurate.curation.rounds import cosine
 
 #: Largest federation whose weighted first-order Shapley value is enumerated (2^20 sums).
 MAX_ENUMERATED_OWNERS = 20
@@ -56,12 +57,8 @@ def first_order_scores(inner_products: Mapping[str, float]) -> dict[str, float]:
 
 def descent_alignment(updates: Mapping[str, np.ndarray], gradient: np.ndarray) -> dict[str, float]:
     """``cos(Δ_i, -g)`` per owner (0 for a zero update or a zero gradient)."""
-    gradient_norm = float(np.linalg.norm(gradient))
-    alignment = {}
-    for name, update in updates.items():
-        scale = float(np.linalg.norm(update)) * gradient_norm
-        alignment[name] = -float(np.dot(update, gradient)) / scale if scale > 0 else 0.0
-    return alignment
+    descent = -np.asarray(gradient)
+    return {name: cosine(update, descent) for name, update in updates.items()}
 
 
 def harmonic_number(n: int) -> float:

@@ -20,6 +20,7 @@ import torch
 
 from fedcurate.config import TrainConfig
 from fedcurate.curation.evaluator import ValidationEvaluator
+from fedcurate.curation.rounds import cosine
 from fedcurate.data.arrays import ArrayDataset
 from fedcurate.training import train_local
 
@@ -39,10 +40,4 @@ def root_update(
 
 def trust_scores(updates: Mapping[str, np.ndarray], reference: np.ndarray) -> dict[str, float]:
     """``ReLU(cos(Δ_i, Δ_0))`` per owner; a zero update (or zero reference) earns 0."""
-    reference_norm = float(np.linalg.norm(reference))
-    scores = {}
-    for name, update in updates.items():
-        norm = float(np.linalg.norm(update)) * reference_norm
-        cosine = float(np.dot(update, reference)) / norm if norm > 0 else 0.0
-        scores[name] = max(cosine, 0.0)
-    return scores
+    return {name: max(cosine(update, reference), 0.0) for name, update in updates.items()}

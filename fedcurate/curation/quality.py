@@ -40,7 +40,7 @@ from collections.abc import Collection
 import numpy as np
 
 from fedcurate.curation.evaluator import ValidationEvaluator
-from fedcurate.curation.rounds import RoundUpdates
+from fedcurate.curation.rounds import RoundUpdates, cosine
 
 #: Share of the validation set an owner's local model is judged on (its best fits).
 FIT_FRACTION = 0.1
@@ -60,9 +60,7 @@ def fit_floor(losses: np.ndarray, fraction: float = FIT_FRACTION) -> float:
 
 def sharpening(update: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> float:
     """``cos(Δ, w)`` restricted to ``mask`` (0 when either part is zero)."""
-    delta, current = update[mask], weights[mask]
-    scale = float(np.linalg.norm(delta)) * float(np.linalg.norm(current))
-    return float(np.dot(delta, current)) / scale if scale > 0 else 0.0
+    return cosine(update[mask], weights[mask])
 
 
 def data_signals(

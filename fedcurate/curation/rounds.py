@@ -14,6 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """``cos(a, b)``; 0 when either vector is zero."""
+    scale = float(np.linalg.norm(a)) * float(np.linalg.norm(b))
+    return float(np.dot(a, b)) / scale if scale > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class RoundUpdates:
     """The global flat weights ``w_t`` and each participant's flat update ``Δ_i``.
