@@ -19,7 +19,8 @@ from fedcurate.curation import (
 )
 from fedcurate.curation.banzhaf import msr_banzhaf
 from fedcurate.curation.exact import exact_banzhaf, exact_shapley
-from fedcurate.curation.gtg import GTGSettings, gtg_shapley
+from fedcurate.curation.gtg import gtg_shapley
+from fedcurate.curation.methods import gtg_settings
 from fedcurate.data import build_federation
 from fedcurate.models import build_model
 from fedcurate.seeding import torch_generator
@@ -79,7 +80,8 @@ def test_gtg_and_banzhaf_track_exact_values_on_a_real_round(
     exact = exact_shapley(exact_models.game("loss"))
     rng = np.random.default_rng(0)
     gain = exact_models.game("loss").value(updates.owners) - exact_models.game("loss").value(())
-    gtg = gtg_shapley(exact_models.game("loss"), GTGSettings(0.0, 0.01 * abs(gain)), rng)
+    settings = gtg_settings(CuratorConfig(), "loss", gain)
+    gtg = gtg_shapley(exact_models.game("loss"), settings, rng)
     assert correlation(exact, gtg.values) > 0.95
     banzhaf = msr_banzhaf(exact_models.game("loss"), 200, rng)
     assert correlation(exact_banzhaf(exact_models.game("loss")), banzhaf) > 0.95

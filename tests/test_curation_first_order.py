@@ -132,6 +132,33 @@ def test_validation_gradient_matches_autograd_on_the_model() -> None:
     assert evaluator.loss_gradient(flat) == pytest.approx(expected.double().numpy(), abs=1e-6)
 
 
+def test_a_round_computes_the_validation_gradient_once(
+    digits_setup: tuple[Curator, Curator, np.ndarray, dict[str, np.ndarray]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared, _, global_weights, updates = digits_setup
+    curator = Curator(shared.config, shared.evaluator.model, shared.validation)
+    evaluator = curator.evaluator
+    passes: list[int] = []
+    backward = evaluator._gradient
+
+    def counted(weights: torch.Tensor) -> np.ndarray:
+        passes.append(1)
+        return backward(weights)
+
+    monkeypatch.setattr(evaluator, "_gradient", counted)
+    weights = dict.fromkeys(updates, 1.0)
+    curator.assess(1, updates, weights, global_weights)
+    # The method's scores and the evidence's descent alignment share one backward pass.
+    assert len(passes) == 1
+    first = evaluator.loss_gradient(global_weights.copy())
+    assert len(passes) == 1
+    assert not first.flags.writeable
+    moved = evaluator.loss_gradient(global_weights + next(iter(updates.values())))
+    assert len(passes) == 2
+    assert not np.allclose(moved, first)
+
+
 def test_encrypted_path_refuses_coalition_methods() -> None:
     config = compose_config(["num_clients=4", "model=logistic"])
     federation = build_federation(config)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
 
+from fedcurate.config import CuratorConfig
 from fedcurate.curation.banzhaf import msr_banzhaf
 from fedcurate.curation.exact import exact_banzhaf, exact_shapley
 from fedcurate.curation.games import CoalitionGame
 from fedcurate.curation.gtg import GTGSettings, gtg_shapley, stratified_shapley
 from fedcurate.curation.loo import leave_one_out
+from fedcurate.curation.methods import gtg_settings
 
 #: Owner names are arbitrary strings, never 0..n-1.
 WEIGHTS = {"zeta": 0.5, "alpha-7": -0.2, "owner-042": 1.5, "b": 0.0}
@@ -105,8 +109,13 @@ def test_msr_banzhaf_defines_every_estimate_with_few_samples() -> None:
     assert all(np.isfinite(v) for v in values.values())
 
 
+def paper_settings(**changes: Any) -> GTGSettings:
+    """The default accuracy settings of the curator config, with ``changes``."""
+    return replace(gtg_settings(CuratorConfig(), "accuracy", 0.0), **changes)
+
+
 def test_gtg_marginal_estimator_is_exact_on_an_additive_game() -> None:
-    settings = GTGSettings(round_tolerance=0.0, prefix_tolerance=0.0, estimator="marginal")
+    settings = paper_settings(round_tolerance=0.0, prefix_tolerance=0.0, estimator="marginal")
     result = gtg_shapley(additive_game(WEIGHTS), settings, np.random.default_rng(0))
     assert_values(result.values, WEIGHTS, 1e-12)
     assert not result.truncated_round
@@ -114,8 +123,12 @@ def test_gtg_marginal_estimator_is_exact_on_an_additive_game() -> None:
 
 @pytest.mark.parametrize("estimator", ["marginal", "stratified"])
 def test_gtg_approaches_exact_shapley(estimator: str) -> None:
-    settings = GTGSettings(
-        0.0, 0.0, min_permutations=2000, max_permutations=2000, estimator=estimator
+    settings = paper_settings(
+        round_tolerance=0.0,
+        prefix_tolerance=0.0,
+        min_permutations=2000,
+        max_permutations=2000,
+        estimator=estimator,
     )
     for game in (glove_game(), game_with_symmetry_and_null()):
         result = gtg_shapley(game, settings, np.random.default_rng(0))
@@ -124,7 +137,7 @@ def test_gtg_approaches_exact_shapley(estimator: str) -> None:
 
 def test_gtg_between_round_truncation_is_reported() -> None:
     game = CoalitionGame(["x", "y"], lambda s: 0.5 + 0.001 * len(s))
-    result = gtg_shapley(game, GTGSettings(round_tolerance=0.01), np.random.default_rng(0))
+    result = gtg_shapley(game, paper_settings(round_tolerance=0.01), np.random.default_rng(0))
     assert result.truncated_round
     assert result.values == {"x": 0.0, "y": 0.0}
     assert game.evaluations == 2
@@ -133,7 +146,7 @@ def test_gtg_between_round_truncation_is_reported() -> None:
 def test_gtg_within_round_truncation_saves_evaluations() -> None:
     """``v(S) = min(1, |S|)``: after any first owner the prefix already reaches v(N)."""
     players = [f"node-{c}" for c in "pqrstu"]
-    settings = GTGSettings(0.0, 0.001, estimator="marginal")
+    settings = paper_settings(round_tolerance=0.0, prefix_tolerance=0.001, estimator="marginal")
     game = CoalitionGame(players, lambda s: float(min(1, len(s))))
     result = gtg_shapley(game, settings, np.random.default_rng(0))
     assert game.evaluations == len(players) + 2  # the singletons, v(empty), v(N)

@@ -47,7 +47,7 @@ def test_the_matrix_mask_covers_weight_matrices_only() -> None:
     federation = build_federation(config)
     model = build_model(config.model, federation.spec, config.seed)
     evaluator = ValidationEvaluator(model, federation.validation)
-    mask = evaluator.matrix_mask()
+    mask = evaluator.matrix_mask
     matrices = sum(p.numel() for p in model.parameters() if p.dim() >= 2)
     assert mask.shape == (evaluator.num_parameters,)
     assert int(mask.sum()) == matrices < evaluator.num_parameters

@@ -9,7 +9,9 @@ and the validation tensors are kept ready.
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -64,16 +66,22 @@ class ValidationEvaluator:
         self.sizes = tuple(int(value.numel()) for value in state.values())
         self.x, self.y = (t.clone() for t in data.tensors())
         self.batch_size = batch_size
+        # The gradient at w_t is asked for by the valuation method, the descent
+        # alignment and the replay screen of the same round: compute it once.
+        self._last_gradient: tuple[bytes, np.ndarray] | None = None
 
     @property
     def num_parameters(self) -> int:
         """Length of the flat vectors this evaluator accepts."""
         return sum(self.sizes)
 
+    @cached_property
     def matrix_mask(self) -> np.ndarray:
         """Boolean flat mask of the entries of weight matrices and kernels (tensors of 2+ dims)."""
         pieces = zip(self.sizes, self.shapes, strict=True)
-        return np.concatenate([np.full(size, len(shape) >= 2) for size, shape in pieces])
+        mask = np.concatenate([np.full(size, len(shape) >= 2) for size, shape in pieces])
+        mask.flags.writeable = False
+        return mask
 
     def _as_tensor(self, flat: np.ndarray | torch.Tensor) -> torch.Tensor:
         tensor = torch.as_tensor(flat, dtype=torch.float32)
@@ -138,10 +146,20 @@ class ValidationEvaluator:
     def loss_gradient(self, flat: np.ndarray | torch.Tensor) -> np.ndarray:
         """``∇L_val`` at ``flat``: gradient of the mean validation cross-entropy.
 
-        Returned as a float64 flat vector in the same order as ``flat``; entries of
-        buffers (no gradient) are zero.
+        Returned as a read-only float64 flat vector in the same order as ``flat``;
+        entries of buffers (no gradient) are zero. The gradient of the latest
+        weights asked about is remembered (keyed by their float32 bytes).
         """
-        weights = self._as_tensor(flat).clone().requires_grad_(True)
+        tensor = self._as_tensor(flat)
+        key = hashlib.blake2b(tensor.detach().numpy().tobytes(), digest_size=16).digest()
+        if self._last_gradient is None or self._last_gradient[0] != key:
+            gradient = self._gradient(tensor)
+            gradient.flags.writeable = False
+            self._last_gradient = (key, gradient)
+        return self._last_gradient[1]
+
+    def _gradient(self, tensor: torch.Tensor) -> np.ndarray:
+        weights = tensor.clone().requires_grad_(True)
         parameters = self._parameters(weights)
         for start in range(0, len(self.y), self.batch_size):
             loss, _ = self._summed_loss(parameters, start)

@@ -54,15 +54,19 @@ GTG_ESTIMATORS = ("stratified", "marginal")
 
 @dataclass(frozen=True)
 class GTGSettings:
-    """Truncation and stopping knobs of GTG-Shapley (paper defaults for accuracy)."""
+    """Truncation and stopping knobs of GTG-Shapley.
 
-    round_tolerance: float = 0.01
-    prefix_tolerance: float = 0.001
-    min_permutations: int = 30
-    max_permutations: int = 40
-    convergence_window: int = 10
-    convergence_tolerance: float = 0.05
-    estimator: str = "stratified"
+    Built from the ``gtg_*`` fields of :class:`~fedcurate.config.CuratorConfig`
+    (the paper's defaults live there) by :func:`fedcurate.curation.methods.gtg_settings`.
+    """
+
+    round_tolerance: float
+    prefix_tolerance: float
+    min_permutations: int
+    max_permutations: int
+    convergence_window: int
+    convergence_tolerance: float
+    estimator: str
 
 
 @dataclass(frozen=True)

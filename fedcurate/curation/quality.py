@@ -82,7 +82,7 @@ def data_signals(
     if not judged:
         return {}
     start_losses = evaluator.example_losses(updates.global_weights)
-    mask = evaluator.matrix_mask()
+    mask = evaluator.matrix_mask
     signals = {}
     for name in judged:
         update = np.asarray(updates.updates[name], dtype=np.float64)
