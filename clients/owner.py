@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +50,7 @@ from fedcurate.training import evaluate, train_local
 _LAST_GLOBAL = "last-global.npy"
 _LAST_GLOBAL_CHANGE = "last-global-change.npy"
 _PRIVACY_LEDGER = "privacy-ledger.json"
-_LAST_RELEASE = "last-dp-release.npy"
+_LAST_RELEASE = "last-dp-release.npz"
 
 
 @dataclass(frozen=True)
@@ -220,12 +223,38 @@ def _ledger(
 def _keep_release(
     state: SiteState, server_round: int, global_arrays: ArrayRecord, model: nn.Module
 ) -> None:
-    """Keep this round's DP output, written before the ledger that counts it."""
+    """Keep this round's DP output, written before the ledger that counts it.
+
+    The global model it was trained from is kept as a digest only: enough to
+    recognise a repeated request, at no cost in disk space.
+    """
     layout = ParamLayout.of(global_arrays)
-    local = layout.flatten(model_to_record(model))
-    state.set_array(
-        _LAST_RELEASE, np.concatenate([[server_round], layout.flatten(global_arrays), local])
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        round=np.array(server_round),
+        global_digest=_digest(layout.flatten(global_arrays)),
+        local=layout.flatten(model_to_record(model)),
     )
+    state.set_bytes(_LAST_RELEASE, buffer.getvalue())
+
+
+def _digest(flat: np.ndarray) -> np.ndarray:
+    """SHA-256 of a flat float64 model, as 32 bytes in an array."""
+    digest = hashlib.sha256(np.ascontiguousarray(flat, dtype="<f8").tobytes()).digest()
+    return np.frombuffer(digest, dtype=np.uint8)
+
+
+def _kept_release(state: SiteState) -> dict[str, np.ndarray] | None:
+    """The kept release's fields, ``None`` when absent or unreadable."""
+    raw = state.get_bytes(_LAST_RELEASE)
+    if raw is None:
+        return None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as stored:
+            return {key: stored[key] for key in ("round", "global_digest", "local")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def _replay_release(
@@ -244,24 +273,23 @@ def _replay_release(
     Raises
     ------
     LedgerError
-        The kept release is of another round or another global model.
+        The kept release is missing, unreadable, or of another round or another
+        global model.
     """
     layout = ParamLayout.of(global_arrays)
-    kept = state.get_array(_LAST_RELEASE)
-    size = layout.size
-    sent = layout.flatten(global_arrays)
+    kept = _kept_release(state)
     if (
         kept is None
-        or kept.shape != (1 + 2 * size,)
-        or int(kept[0]) != instruction.server_round
-        or not np.array_equal(kept[1 : 1 + size], sent)
+        or kept["local"].shape != (layout.size,)
+        or int(kept["round"]) != instruction.server_round
+        or not np.array_equal(kept["global_digest"], _digest(layout.flatten(global_arrays)))
     ):
         raise LedgerError(
             f"{site.name} already trained round {instruction.server_round} and keeps no "
             "update of it for this global model; training again would spend its budget "
             "twice, so it sits this round out"
         )
-    return load_record(model, layout.unflatten(kept[1 + size :]))
+    return load_record(model, layout.unflatten(kept["local"]))
 
 
 def _with_privacy(reply: RecordDict, state: SiteState, ledger: PrivacyLedger) -> RecordDict:

@@ -102,12 +102,20 @@ def test_a_round_lost_after_the_owners_trained_is_replayed_not_paid_twice(
     assert resumed["final"] == straight["final"]
 
 
-def test_a_repeated_round_for_another_model_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("damage", ["lost", "corrupt"])
+def test_a_repeated_round_without_its_kept_release_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
     run_dir = tmp_path / "run"
-    kept = run_dir / "sites" / "owner-002" / "last-dp-release.npy"
-    summary = killed_then_resumed(monkeypatch, run_dir, "_select_model", 3, kept.unlink)
+    kept = run_dir / "sites" / "owner-002" / "last-dp-release.npz"
+
+    def damage_kept_release() -> None:
+        if damage == "lost":
+            kept.unlink()
+        else:
+            kept.write_bytes(kept.read_bytes()[:100])
+
+    summary = killed_then_resumed(monkeypatch, run_dir, "_select_model", 3, damage_kept_release)
     declined = records(run_dir)[2]["declined"]
     assert "already trained round 3" in declined["owner-002"]
     assert summary["privacy"]["owners"]["owner-002"]["rounds_trained"] == 3
