@@ -107,9 +107,10 @@ def test_clean_fits_protect_an_owner_with_low_credit() -> None:
     rng = np.random.default_rng(0)
     credit = {f"h{i}": list(1.0 + 0.2 * rng.normal(size=8)) for i in range(7)}
     quality = {name: list(3.0 + 0.3 * rng.normal(size=8)) for name in credit}
-    credit["unusual"] = list(0.7 + 0.1 * rng.normal(size=8))
+    # Low credit, below what counts as confidently helpful (HELP_EFFECT).
+    credit["unusual"] = list(0.2 + 0.1 * rng.normal(size=8))
     quality["unusual"] = list(4.0 + 0.3 * rng.normal(size=8))
-    credit["noisy"] = list(0.7 + 0.1 * rng.normal(size=8))
+    credit["noisy"] = list(0.2 + 0.1 * rng.normal(size=8))
     quality["noisy"] = list(1.0 + 0.3 * rng.normal(size=8))
     history = rounds_of(credit, quality)
     decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)

@@ -69,6 +69,31 @@ def test_benign_outlier_among_heterogeneous_owners_is_kept() -> None:
     assert "not far enough below" in decision.reason
 
 
+def test_an_owner_whose_data_look_unusual_is_kept_while_its_updates_help() -> None:
+    """Far below the others in a data signal every round: excluded unless its value helps."""
+    rng = np.random.default_rng(2)
+    rounds = range(1, 9)
+
+    def owner(relative: float, sharpening: float) -> list[Observation]:
+        return [
+            Observation(
+                r, relative + 0.1 * rng.normal(), {"sharpening": sharpening + 0.02 * rng.normal()}
+            )
+            for r in rounds
+        ]
+
+    owners = {f"h{i}": owner(1.0, 0.2) for i in range(6)}
+    owners |= {"skewed": owner(0.8, -0.5), "noisy": owner(0.0, -0.5)}
+    decisions = decide("exclude", owners, base(owners), CONFIG)
+    assert decisions["skewed"].included
+    assert (
+        "far below the other owners, but its updates confidently help" in decisions["skewed"].reason
+    )
+    assert not decisions["noisy"].included
+    assert "confidently far below" in decisions["noisy"].reason
+    assert all(decisions[f"h{i}"].included for i in range(6))
+
+
 def test_false_exclusion_rate_of_benign_federations_is_small() -> None:
     """50 federations of 10 honest, heterogeneous, noisy owners over 20 rounds."""
     rng = np.random.default_rng(1)

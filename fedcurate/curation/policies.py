@@ -36,6 +36,12 @@ HARM_EFFECT = 1.0
 #: ``cos(Δ_i, -∇L_val)`` is this far below 0 point uphill, not merely sideways
 #: as honest updates of skewed owners do.
 UPHILL_ALIGNMENT = 0.3
+#: Help that protects from exclusion on data signals: a mean relative value at least
+#: this far above 0 (a quarter of an average owner's contribution) ...
+HELP_EFFECT = 0.25
+#: ... by a one-sided t-test at this confidence (ordinary evidence suffices: it
+#: vetoes an exclusion rather than imposing one).
+HELP_CONFIDENCE = 0.95
 #: An update this far uphill is left out of its own round, before any record
 #: exists: honest updates reach it in about 3 of 1,000 owner-rounds of the curator
 #: benchmark without DP (never with DP), sign flips in 80 % of theirs.
@@ -122,6 +128,8 @@ class HarmEvidence:
         Mean relative value (credit in shares of an equal split).
     relative_p : float
         One-sided t-test p-value of "the mean relative value is below 0".
+    helpful_p : float
+        One-sided t-test p-value of "the mean relative value is above 0".
     alignment : float or None
         Mean descent alignment over the rounds it was measured in (``None``: never).
     """
@@ -132,6 +140,7 @@ class HarmEvidence:
     standing_p: float
     relative: float
     relative_p: float
+    helpful_p: float
     alignment: float | None
 
     @staticmethod
@@ -145,11 +154,17 @@ class HarmEvidence:
             rounds=len(per_round),
             standing=float(totals.mean()),
             terms={k: float(np.mean([s.terms.get(k, 0.0) for s in per_round])) for k in names},
-            standing_p=harm_p_value(totals),
+            standing_p=below_zero_p(totals),
             relative=float(relatives.mean()),
-            relative_p=harm_p_value(relatives),
+            relative_p=below_zero_p(relatives),
+            helpful_p=below_zero_p(-relatives),
             alignment=float(np.mean(alignments)) if alignments else None,
         )
+
+    @property
+    def helpful(self) -> bool:
+        """Whether its updates confidently lower the validation loss by a useful amount."""
+        return self.relative >= HELP_EFFECT and self.helpful_p < 1.0 - HELP_CONFIDENCE
 
     @property
     def uphill(self) -> bool:
@@ -157,7 +172,7 @@ class HarmEvidence:
         return self.alignment is not None and self.alignment <= -UPHILL_ALIGNMENT
 
 
-def harm_p_value(values: np.ndarray) -> float:
+def below_zero_p(values: np.ndarray) -> float:
     """One-sided t-test p-value of "the mean of ``values`` is below 0"."""
     mean = float(values.mean())
     spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -194,6 +209,14 @@ def exclude_policy(
       ``-UPHILL_ALIGNMENT``; plaintext only). This catches what the data signals
       cannot see: a sign-flipped update fits other owners' data well, and a small
       owner's sign flip does little harm per round but points straight uphill.
+
+    The first rule reads how the owner's data *look*; the value measures what its
+    updates *do*. So an owner far below the others is still kept when its mean
+    relative value is at least ``HELP_EFFECT`` and above 0 by a one-sided t-test
+    at ``HELP_CONFIDENCE``: an unusual but useful owner (a skewed label mix, a
+    small data set) or one whose mild noise still leaves it a net contributor.
+    On the curator benchmark without DP this halves the benign owners excluded
+    on breast cancer (10 % to 5 %) and digits (2.7 % to 1.2 %).
 
     The decision is re-taken each round from all evidence so far, so more
     rounds only sharpen it.
@@ -244,11 +267,16 @@ def _exclusion_decision(
     below = evidence.standing_p < alpha
     far_below = below and evidence.standing <= -config.exclusion_outlier_threshold
     harmful = evidence.relative_p < alpha and (evidence.relative <= -HARM_EFFECT or evidence.uphill)
-    if far_below:
+    if far_below and not evidence.helpful:
         return OwnerDecision(0.0, f"excluded: confidently far below the other owners; {summary}")
     if harmful:
         return OwnerDecision(0.0, f"excluded: confidently harmful; {summary}")
-    if not below and evidence.relative_p >= alpha:
+    if far_below:
+        why = (
+            f"far below the other owners, but its updates confidently help "
+            f"(p = {evidence.helpful_p:.2g} for a mean relative value above 0)"
+        )
+    elif not below and evidence.relative_p >= alpha:
         why = "not significantly below the other owners nor harmful"
     else:
         why = "not far enough below the other owners, nor harmful enough"
