@@ -802,6 +802,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| {a['target']} | {_fmt(a['measured'])} | {a['goal']} | {a['verdict']} |"
         for a in report["acceptance"]
     ]
+    out += exclusion_markdown(report["cells"])
     out += ["", "## Cells (mean over seeds)", ""]
     gap_arms = list(BASELINES)
     header = [
@@ -829,6 +830,32 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out.append("| " + " | ".join(row) + " |")
     out += _estimator_markdown(report["checks"])
     return "\n".join(out) + "\n"
+
+
+def exclusion_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Who the exclude policy left out, by dataset and privacy (mean over cells)."""
+    out = [
+        "",
+        "## Exclusions (mean over cells)",
+        "",
+        "| dataset | privacy | benign excl | bad excl (free riders and sign flips) | "
+        "bad excl (data corruptions) |",
+        "|---|---|---|---|---|",
+    ]
+    for dataset in DATASETS:
+        for privacy in PRIVACY:
+            cells = [r for r in records if (r["dataset"], r["privacy"]) == (dataset, privacy)]
+            attacks = [r for r in cells if r["corruption"] in ("free_rider_replay", "sign_flip")]
+            corrupted = [r for r in cells if r not in attacks]
+            if not cells:
+                continue
+            out.append(
+                f"| {dataset} | {privacy} | "
+                f"{_fmt(mean_or_none(r['benign_excluded'] for r in cells))} | "
+                f"{_fmt(mean_or_none(r['bad_excluded'] for r in attacks))} | "
+                f"{_fmt(mean_or_none(r['bad_excluded'] for r in corrupted))} |"
+            )
+    return out
 
 
 def _estimator_markdown(checks: Mapping[str, Any]) -> list[str]:

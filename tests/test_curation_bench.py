@@ -15,6 +15,7 @@ from simulations.bench_curator import (
     acceptance,
     arm_spec,
     detection_auroc,
+    exclusion_markdown,
     run_with_offline_owners,
 )
 
@@ -105,3 +106,13 @@ def test_acceptance_says_pass_miss_and_not_measured() -> None:
     near_clean = next(v for k, v in lines.items() if "within 1 point" in k)
     assert near_clean["measured"] == 0.5
     assert near_clean["verdict"] == "MISS"
+
+
+def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
+    def cell(corruption: str, benign: float, bad: float) -> dict[str, object]:
+        record = _record("digits", "none", 1.0, 0.0) | {"corruption": corruption}
+        return record | {"benign_excluded": benign, "bad_excluded": bad}
+
+    records = [cell("sign_flip", 0.1, 1.0), cell("label_noise_10", 0.0, 0.2)]
+    rows = [line for line in exclusion_markdown(records) if line.startswith("| digits")]
+    assert rows == ["| digits | none | 0.050 | 1.000 | 0.200 |"]
