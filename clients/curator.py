@@ -35,6 +35,7 @@ from fedcurate.models import ParamLayout, blank_model, load_record
 from fedcurate.protocol import (
     ARRAYS,
     CONFIG,
+    DIRECTIONS,
     ENCRYPTED_UPDATE,
     METRICS,
     SERVER_ROUND,
@@ -113,36 +114,62 @@ def _flat(content: RecordDict) -> np.ndarray:
 
 
 def validation_gradient(site: Site, content: RecordDict, context: Context) -> RecordDict:
-    """``g_t = ∇L_val(w_t)`` at the received global model (starts the curator's round)."""
+    """The round's public scoring directions (starts the curator's round).
+
+    ``gradient``: ``g_t = ∇L_val(w_t)`` at the received global model;
+    ``sharpening``: ``w_t`` on the weight matrices, absent when all zero.
+    """
     memory = CuratorMemory(site, context)
     curator = memory.start_round(_round_of(content))
-    gradient = curator.validation_gradient(_flat(content))
+    weights = _flat(content)
+    directions = {"gradient": curator.validation_gradient(weights)}
+    sharpening = curator.sharpening_direction(weights)
+    if sharpening is not None:
+        directions["sharpening"] = sharpening
     memory.save(curator)
-    return RecordDict({"gradient": ArrayRecord({"g": Array(gradient)})})
+    return RecordDict({DIRECTIONS: ArrayRecord({k: Array(v) for k, v in directions.items()})})
 
 
 def assess_scores(site: Site, content: RecordDict, context: Context) -> RecordDict:
     """Decrypt each owner's masked score and decide the round's weights."""
     record = content.config_records["scores"]
     owners = [str(o) for o in record["owners"]]  # type: ignore[union-attr]
-    masked = [bytes(m) for m in record["masked"]]  # type: ignore[union-attr, arg-type]
     weights = [float(w) for w in record["weights"]]  # type: ignore[union-attr]
-    if not len(owners) == len(masked) == len(weights):
-        raise ProtocolError("scores: owners, masked scores and weights differ in length")
     secret = _secret_context(site.secret_context_path())
-    products = {
-        name: decrypt_inner_product(payload, secret)
-        for name, payload in zip(owners, masked, strict=True)
-    }
+    products = _decrypted_scores(record, "masked", owners, secret)
+    sharpening = (
+        _decrypted_scores(record, "masked-sharpening", owners, secret)
+        if "masked-sharpening" in record
+        else None
+    )
+    if len(weights) != len(owners):
+        raise ProtocolError("scores: owners and weights differ in length")
     memory = CuratorMemory(site, context)
     server_round = _round_of(content)
     curator = memory.continue_round(server_round)
     decision = curator.assess_from_scores(
-        server_round, products, dict(zip(owners, weights, strict=True)), prescaled=True
+        server_round,
+        products,
+        dict(zip(owners, weights, strict=True)),
+        prescaled=True,
+        sharpening=sharpening,
     )
     memory.save(curator)
     ledger = json.dumps(curator.ledger.report())
     return CuratorVerdict(decision, ledger).to_content()
+
+
+def _decrypted_scores(
+    record: ConfigRecord, key: str, owners: list[str], secret: CkksContext
+) -> dict[str, float]:
+    """Owner -> the scalar held by its masked ciphertext under ``key``."""
+    masked = [bytes(m) for m in record[key]]  # type: ignore[union-attr, arg-type]
+    if len(masked) != len(owners):
+        raise ProtocolError(f"scores: {len(owners)} owners but {len(masked)} {key} scores")
+    return {
+        name: decrypt_inner_product(payload, secret)
+        for name, payload in zip(owners, masked, strict=True)
+    }
 
 
 def decrypt_aggregate(site: Site, content: RecordDict) -> RecordDict:

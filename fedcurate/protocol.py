@@ -41,6 +41,9 @@ CURATOR_GRADIENT = "query.validation_gradient"
 CURATOR_ASSESS = "query.assess_scores"
 CURATOR_DECRYPT = "query.decrypt_aggregate"
 CURATOR_VALIDATE = "query.validate"
+#: The curator's answer to CURATOR_GRADIENT: the public vectors the server multiplies
+#: each encrypted update by, ``gradient`` (always) and ``sharpening`` (when nonzero).
+DIRECTIONS = "directions"
 
 ROLE_OWNER = "owner"
 ROLE_CURATOR = "curator"

@@ -258,11 +258,15 @@ class EncryptedAggregation:
         seconds: dict[str, float],
     ) -> CuratorVerdict:
         start = time.perf_counter()
-        gradient = self.node.validation_gradient(server_round, global_arrays)
+        directions = self.node.scoring_directions(server_round, global_arrays)
         seconds["curator"] = time.perf_counter() - start
         start = time.perf_counter()
-        operand = prepare_inner_product(gradient, self.context)
-        masked = {n: masked_inner_product(self._vectors[n], operand, self.context) for n in names}
+        masked = {}
+        for direction, vector in directions.items():
+            operand = prepare_inner_product(vector, self.context)
+            masked[direction] = {
+                n: masked_inner_product(self._vectors[n], operand, self.context) for n in names
+            }
         seconds["aggregate"] = time.perf_counter() - start
         start = time.perf_counter()
         verdict = self.node.assess_scores(server_round, masked, {n: self.weights[n] for n in names})

@@ -29,6 +29,7 @@ from fedcurate.protocol import (
     CURATOR_GRADIENT,
     CURATOR_PUBLIC_CONTEXT,
     CURATOR_VALIDATE,
+    DIRECTIONS,
     ENCRYPTED_UPDATE,
     METRICS,
     SERVER_ROUND,
@@ -103,23 +104,33 @@ class CuratorNode:
         answer = self.ask(CURATOR_PUBLIC_CONTEXT, RecordDict())
         return load_context(bytes(answer.config_records["context"]["public"]))  # type: ignore[arg-type]
 
-    def validation_gradient(self, server_round: int, arrays: ArrayRecord) -> np.ndarray:
-        """``∇L_val(w_t)``; starts the curator's round."""
+    def scoring_directions(self, server_round: int, arrays: ArrayRecord) -> dict[str, np.ndarray]:
+        """``gradient`` (``∇L_val(w_t)``) and, when nonzero, ``sharpening``; starts the round."""
         answer = self.ask(CURATOR_GRADIENT, _round_content(server_round, arrays))
-        return answer.array_records["gradient"]["g"].numpy()
+        directions = answer.array_records[DIRECTIONS]
+        return {name: directions[name].numpy() for name in directions}
 
     def assess_scores(
-        self, server_round: int, masked: Mapping[str, bytes], weights: Mapping[str, float]
+        self,
+        server_round: int,
+        masked: Mapping[str, Mapping[str, bytes]],
+        weights: Mapping[str, float],
     ) -> CuratorVerdict:
-        """Have the curator decrypt masked scores and decide the round."""
-        owners = sorted(masked)
+        """Have the curator decrypt masked scores and decide the round.
+
+        ``masked``: direction name (``gradient``, optionally ``sharpening``) ->
+        owner -> its masked inner product with that direction.
+        """
+        owners = sorted(masked["gradient"])
         scores = ConfigRecord(
             {
                 "owners": owners,
-                "masked": [masked[o] for o in owners],
+                "masked": [masked["gradient"][o] for o in owners],
                 "weights": [float(weights[o]) for o in owners],
             }
         )
+        if "sharpening" in masked:
+            scores["masked-sharpening"] = [masked["sharpening"][o] for o in owners]
         content = RecordDict({CONFIG: _round_config(server_round), "scores": scores})
         return CuratorVerdict.from_content(self.ask(CURATOR_ASSESS, content))
 

@@ -2,11 +2,13 @@
 
 Under encryption the server computes ``<p_i Δ_i, g>`` on each ciphertext and the
 curator decrypts only those scalars; in plaintext the curator computes the same
-inner products itself. Both paths must give the same values, up to CKKS noise.
+inner products itself. Both paths must give the same values, up to CKKS noise,
+and the encrypted one also carries the data signal projected on the ciphertexts.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from simulations.bench_curator import TARGET_ENCRYPTED_RELATIVE, encrypted_first_order_gap
@@ -16,3 +18,8 @@ def test_encrypted_first_order_values_match_plaintext(tmp_path: Path) -> None:
     gap = encrypted_first_order_gap(tmp_path, ["corruption=sign_flip", "corruption.owners=[1]"])
     assert gap["values_compared"] == 4 * 3
     assert gap["max_relative_difference"] <= TARGET_ENCRYPTED_RELATIVE
+    # The encrypted round also carries the data signal computed on the ciphertexts.
+    ledger = json.loads((tmp_path / "ckks" / "ledger.json").read_text())
+    for entry in ledger["rounds"]:
+        signals = [owner["signals"] for owner in entry["owners"].values()]
+        assert all(set(s or {}) == {"sharpening_projection"} for s in signals)

@@ -7,6 +7,14 @@ import pytest
 import torch
 
 from fedcurate.config import CuratorConfig, compose_config
+from fedcurate.crypto import (
+    SCORING,
+    create_context,
+    decrypt_inner_product,
+    encrypt_vector,
+    masked_inner_product,
+    prepare_inner_product,
+)
 from fedcurate.curation import CoalitionGame, Curator, ValidationEvaluator
 from fedcurate.curation.exact import exact_shapley
 from fedcurate.curation.first_order import (
@@ -118,6 +126,42 @@ def test_scalar_path_equals_direct_path(
     for name, owner in direct_round.owners.items():
         assert scalar_round.owners[name].score == pytest.approx(owner.score, rel=1e-9)
         assert scalar_round.owners[name].relative == pytest.approx(owner.relative, rel=1e-9)
+
+
+def test_the_encrypted_path_reads_a_data_signal_off_the_ciphertexts(
+    digits_setup: tuple[Curator, Curator, np.ndarray, dict[str, np.ndarray]],
+) -> None:
+    """Real CKKS: the server projects each ciphertext on the public ``w_t`` matrices."""
+    shared, _, global_weights, updates = digits_setup
+    curator = Curator(shared.config, shared.evaluator.model, shared.validation)
+    weights = {"clinic-x": 30.0, "clinic-y": 12.0, "clinic-z": 55.0}
+    secret = create_context(SCORING)
+    public = secret.public()
+    encrypted = {n: encrypt_vector(weights[n] * u, public) for n, u in updates.items()}
+
+    def masked_scores(direction: np.ndarray) -> dict[str, float]:
+        operand = prepare_inner_product(direction, public)
+        return {
+            n: decrypt_inner_product(masked_inner_product(e, operand, public), secret)
+            for n, e in encrypted.items()
+        }
+
+    direction = curator.sharpening_direction(global_weights)
+    assert direction is not None
+    products = masked_scores(curator.validation_gradient(global_weights))
+    projections = masked_scores(direction)
+    curator.assess_from_scores(1, products, weights, prescaled=True, sharpening=projections)
+    mask = curator.evaluator.matrix_mask
+    for name, owner in curator.ledger.rounds[0].owners.items():
+        expected = float(np.dot(updates[name][mask], global_weights[mask]))
+        assert owner.signals == {"sharpening_projection": pytest.approx(expected, rel=1e-4)}
+
+
+def test_no_sharpening_direction_for_a_model_at_zero(
+    digits_setup: tuple[Curator, Curator, np.ndarray, dict[str, np.ndarray]],
+) -> None:
+    curator, _, global_weights, _ = digits_setup
+    assert curator.sharpening_direction(np.zeros_like(global_weights)) is None
 
 
 def test_validation_gradient_matches_autograd_on_the_model() -> None:

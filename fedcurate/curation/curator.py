@@ -10,8 +10,12 @@ Plaintext mode::
 Encrypted mode (first-order method only; the curator never sees an update)::
 
     g = curator.validation_gradient(global_weights)        # sent to the server
-    # server: <p_i Δ_i, g> on each ciphertext, curator decrypts those scalars only
-    decision = curator.assess_from_scores(server_round, products, weights, prescaled=True)
+    w = curator.sharpening_direction(global_weights)       # sent too (None: skip)
+    # server: <p_i Δ_i, g> and <p_i Δ_i, w> on each ciphertext, masked;
+    # the curator decrypts those scalars only
+    decision = curator.assess_from_scores(
+        server_round, products, weights, prescaled=True, sharpening=projections
+    )
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from fedcurate.curation.methods import (
     first_order_from_products,
 )
 from fedcurate.curation.policies import OwnerDecision, decide
-from fedcurate.curation.quality import data_signals
+from fedcurate.curation.quality import ENCRYPTED_SIGNAL, data_signals, sharpening_direction
 from fedcurate.curation.rounds import RoundUpdates, check_participants
 from fedcurate.curation.settings import check_curator_config
 from fedcurate.data.arrays import ArrayDataset
@@ -117,7 +121,8 @@ class UpdateEvidence:
     alignment : dict[str, float]
         Owner -> descent alignment ``cos(Δ_i, -∇L_val(w_t))``.
 
-    Both are empty under encryption (the curator never sees an update).
+    Under encryption the curator never sees an update: no alignment, and the
+    only signal is the ``sharpening_projection`` scalar computed on the ciphertext.
     """
 
     signals: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -228,6 +233,13 @@ class Curator:
         }
         return gradient
 
+    def sharpening_direction(self, global_weights: np.ndarray) -> np.ndarray | None:
+        """``w_t`` on the weight matrices (step 4: sent to the server for ``⟨Δ_i, w⟩``).
+
+        ``None`` when that part of ``w_t`` is all zero: there is nothing to project on.
+        """
+        return sharpening_direction(global_weights, self.evaluator.matrix_mask)
+
     def assess_from_scores(
         self,
         server_round: int,
@@ -235,6 +247,7 @@ class Curator:
         weights: Mapping[str, float],
         *,
         prescaled: bool = False,
+        sharpening: Mapping[str, float] | None = None,
     ) -> Decision:
         """First-order valuation from decrypted scalars ``⟨Δ_i, g_t⟩`` only.
 
@@ -249,6 +262,10 @@ class Curator:
         prescaled : bool
             True when each product was computed on ``p_i Δ_i`` (owners multiply by
             their weight before encrypting): the curator divides by ``p_i``.
+        sharpening : Mapping[str, float], optional
+            Owner name -> ``⟨Δ_i, w⟩`` with ``w`` from :meth:`sharpening_direction`
+            (prescaled like ``inner_products``): the data-quality signal of the
+            encrypted path. Omitted: credit is the only evidence.
 
         Raises
         ------
@@ -262,15 +279,27 @@ class Curator:
             )
         self.ledger.check_next(server_round)
         check_participants(inner_products, weights)
-        products = {
-            name: float(value) / (float(weights[name]) if prescaled else 1.0)
-            for name, value in inner_products.items()
-        }
+        if sharpening is not None:
+            check_participants(sharpening, weights)
+
+        def unscaled(values: Mapping[str, float]) -> dict[str, float]:
+            return {
+                name: float(value) / (float(weights[name]) if prescaled else 1.0)
+                for name, value in values.items()
+            }
+
+        products = unscaled(inner_products)
         screened = screen_scores(products, self._public_products, self.config.free_rider_tolerance)
         self._public_products = {}
         valuation = first_order_from_products(products, weights, self._context(server_round))
-        # Data-quality signals and alignment need the update itself: absent under encryption.
-        return self._conclude(server_round, valuation, weights, screened, UpdateEvidence())
+        # A screened update carries no data of its owner: no signal is read from it.
+        signals = {
+            name: {ENCRYPTED_SIGNAL: value}
+            for name, value in unscaled(sharpening or {}).items()
+            if name not in screened
+        }
+        evidence = UpdateEvidence(signals=signals)
+        return self._conclude(server_round, valuation, weights, screened, evidence)
 
     def _conclude(
         self,

@@ -1,8 +1,9 @@
 """Standing: the per-round evidence about each owner that the ``exclude`` policy weighs.
 
 An :class:`Observation` is what the ledger knows about one owner in one round:
-its credit (relative value), its data-quality signals (plaintext mode, see
-:mod:`fedcurate.curation.quality`) and whether its update was screened as public
+its credit (relative value), its data-quality signals (see
+:mod:`fedcurate.curation.quality`; under encryption only the sharpening
+projection computed on the ciphertext) and whether its update was screened as public
 information (see :mod:`fedcurate.curation.free_riding`). From the observations of
 a round, every participant gets a :class:`Standing`, in robust standard
 deviations from the round's median participant.

@@ -28,9 +28,16 @@ Known blind spot: a sign-flipped update ``w_t - Δ_i`` fits other owners'
 examples *better* and sharpens where the honest one would not; its
 contribution and descent alignment give it away instead.
 
-The signals need the update itself, so they exist in plaintext mode only; under
-encryption the curator sees one scalar per owner and they are absent. Policies
-compare them across the round's participants (:mod:`fedcurate.curation.evidence`).
+These signals need the update itself, so they exist in plaintext mode only.
+Under encryption the curator sees scalars only: besides the first-order score it
+gets ``sharpening_projection``, ``⟨Δ_i, w_t⟩`` over the weight matrices, which
+the server computes on the ciphertext like the score (:func:`sharpening_direction`
+is the public plaintext it multiplies by). It is the numerator of ``sharpening``
+without the update's norm (a norm needs the update squared, which the complex
+slot packing cannot give without a conjugation key), so it also grows with the
+size of the update; it is the data-quality evidence of the encrypted path.
+Policies compare signals across the round's participants
+(:mod:`fedcurate.curation.evidence`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ FIT_FRACTION = 0.1
 PERFECT_FIT = 1e-12
 #: The signals :func:`data_signals` measures, in order.
 SIGNALS = ("label_quality", "sharpening", "breadth")
+#: The signal of the encrypted path (see :func:`sharpening_direction`).
+ENCRYPTED_SIGNAL = "sharpening_projection"
 
 
 def fit_floor(losses: np.ndarray, fraction: float = FIT_FRACTION) -> float:
@@ -61,6 +70,17 @@ def fit_floor(losses: np.ndarray, fraction: float = FIT_FRACTION) -> float:
 def sharpening(update: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> float:
     """``cos(Δ, w)`` restricted to ``mask`` (0 when either part is zero)."""
     return cosine(update[mask], weights[mask])
+
+
+def sharpening_direction(weights: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """``w_t`` on the weight matrices, 0 elsewhere (``None`` when that part is all zero).
+
+    The public plaintext whose inner product with an encrypted update is the
+    :data:`ENCRYPTED_SIGNAL`; an all-zero direction (e.g. a model initialised at
+    zero) carries no signal and cannot be encoded.
+    """
+    direction = np.where(mask, np.asarray(weights, dtype=np.float64), 0.0)
+    return direction if np.any(direction) else None
 
 
 def data_signals(
