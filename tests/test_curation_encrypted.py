@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from simulations.bench_curator import TARGET_ENCRYPTED_RELATIVE, encrypted_first_order_gap
+from simulations.bench_curator import (
+    TARGET_ENCRYPTED_RELATIVE,
+    RunCache,
+    curation_fingerprint,
+    encrypted_detection,
+    encrypted_first_order_gap,
+)
 
 
 def test_encrypted_first_order_values_match_plaintext(tmp_path: Path) -> None:
@@ -23,3 +29,15 @@ def test_encrypted_first_order_values_match_plaintext(tmp_path: Path) -> None:
     for entry in ledger["rounds"]:
         signals = [owner["signals"] for owner in entry["owners"].values()]
         assert all(set(s or {}) == {"sharpening_projection"} for s in signals)
+
+
+def test_the_benchmark_measures_detection_under_encryption(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path / "cache", curation_fingerprint())
+    detection = encrypted_detection([0], 3, cache, tmp_path, quick=True)
+    [row] = detection["cells"]
+    assert 0.0 <= row["auroc"] <= 1.0
+    assert 0.0 <= row["auroc_credit"] <= 1.0
+    assert detection["summary"]["none"]["auroc"] == row["auroc"]
+    cached = list((tmp_path / "cache").glob("*.json"))
+    assert len(cached) == 1
+    assert "crypto=ckks" in json.loads(cached[0].read_text())["overrides"]
