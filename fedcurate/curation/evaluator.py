@@ -66,8 +66,8 @@ class ValidationEvaluator:
         self.sizes = tuple(int(value.numel()) for value in state.values())
         self.x, self.y = (t.clone() for t in data.tensors())
         self.batch_size = batch_size
-        # The gradient at w_t is asked for by the valuation method, the descent
-        # alignment and the replay screen of the same round: compute it once.
+        # In plaintext mode the valuation method and the descent alignment both
+        # ask for the gradient at w_t in the same round: compute it once.
         self._last_gradient: tuple[bytes, np.ndarray] | None = None
 
     @property
