@@ -37,8 +37,11 @@ from fedcurate.protocol import (
     CONFIG,
     DIRECTIONS,
     ENCRYPTED_UPDATE,
+    GRADIENT,
+    MASKED_FIELDS,
     METRICS,
     SERVER_ROUND,
+    SHARPENING,
     CuratorVerdict,
     ProtocolError,
 )
@@ -122,10 +125,10 @@ def validation_gradient(site: Site, content: RecordDict, context: Context) -> Re
     memory = CuratorMemory(site, context)
     curator = memory.start_round(_round_of(content))
     weights = _flat(content)
-    directions = {"gradient": curator.validation_gradient(weights)}
+    directions = {GRADIENT: curator.validation_gradient(weights)}
     sharpening = curator.sharpening_direction(weights)
     if sharpening is not None:
-        directions["sharpening"] = sharpening
+        directions[SHARPENING] = sharpening
     memory.save(curator)
     return RecordDict({DIRECTIONS: ArrayRecord({k: Array(v) for k, v in directions.items()})})
 
@@ -135,15 +138,15 @@ def assess_scores(site: Site, content: RecordDict, context: Context) -> RecordDi
     record = content.config_records["scores"]
     owners = [str(o) for o in record["owners"]]  # type: ignore[union-attr]
     weights = [float(w) for w in record["weights"]]  # type: ignore[union-attr]
-    secret = _secret_context(site.secret_context_path())
-    products = _decrypted_scores(record, "masked", owners, secret)
-    sharpening = (
-        _decrypted_scores(record, "masked-sharpening", owners, secret)
-        if "masked-sharpening" in record
-        else None
-    )
     if len(weights) != len(owners):
         raise ProtocolError("scores: owners and weights differ in length")
+    secret = _secret_context(site.secret_context_path())
+    products = _decrypted_scores(record, MASKED_FIELDS[GRADIENT], owners, secret)
+    sharpening = (
+        _decrypted_scores(record, MASKED_FIELDS[SHARPENING], owners, secret)
+        if MASKED_FIELDS[SHARPENING] in record
+        else None
+    )
     memory = CuratorMemory(site, context)
     server_round = _round_of(content)
     curator = memory.continue_round(server_round)

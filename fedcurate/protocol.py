@@ -42,8 +42,13 @@ CURATOR_ASSESS = "query.assess_scores"
 CURATOR_DECRYPT = "query.decrypt_aggregate"
 CURATOR_VALIDATE = "query.validate"
 #: The curator's answer to CURATOR_GRADIENT: the public vectors the server multiplies
-#: each encrypted update by, ``gradient`` (always) and ``sharpening`` (when nonzero).
+#: each encrypted update by, GRADIENT (always) and SHARPENING (when nonzero).
 DIRECTIONS = "directions"
+GRADIENT = "gradient"
+SHARPENING = "sharpening"
+#: Fields of CURATOR_ASSESS's ``scores`` record holding the masked inner products
+#: with GRADIENT and with SHARPENING.
+MASKED_FIELDS = {GRADIENT: "masked", SHARPENING: "masked-sharpening"}
 
 ROLE_OWNER = "owner"
 ROLE_CURATOR = "curator"

@@ -31,6 +31,8 @@ from fedcurate.protocol import (
     CURATOR_VALIDATE,
     DIRECTIONS,
     ENCRYPTED_UPDATE,
+    GRADIENT,
+    MASKED_FIELDS,
     METRICS,
     SERVER_ROUND,
     CuratorVerdict,
@@ -118,19 +120,14 @@ class CuratorNode:
     ) -> CuratorVerdict:
         """Have the curator decrypt masked scores and decide the round.
 
-        ``masked``: direction name (``gradient``, optionally ``sharpening``) ->
+        ``masked``: direction name (GRADIENT, optionally SHARPENING) ->
         owner -> its masked inner product with that direction.
         """
-        owners = sorted(masked["gradient"])
-        scores = ConfigRecord(
-            {
-                "owners": owners,
-                "masked": [masked["gradient"][o] for o in owners],
-                "weights": [float(weights[o]) for o in owners],
-            }
-        )
-        if "sharpening" in masked:
-            scores["masked-sharpening"] = [masked["sharpening"][o] for o in owners]
+        owners = sorted(masked[GRADIENT])
+        scores = ConfigRecord({"owners": owners, "weights": [float(weights[o]) for o in owners]})
+        for direction, field in MASKED_FIELDS.items():
+            if direction in masked:
+                scores[field] = [masked[direction][o] for o in owners]
         content = RecordDict({CONFIG: _round_config(server_round), "scores": scores})
         return CuratorVerdict.from_content(self.ask(CURATOR_ASSESS, content))
 
