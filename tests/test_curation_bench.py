@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from simulations.bench_curator import (
     RunCache,
     acceptance,
     arm_spec,
+    arms_of,
     detection_auroc,
     exclusion_markdown,
     run_with_offline_owners,
@@ -116,3 +118,26 @@ def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
     records = [cell("sign_flip", 0.1, 1.0), cell("label_noise_10", 0.0, 0.2)]
     rows = [line for line in exclusion_markdown(records) if line.startswith("| digits")]
     assert rows == ["| digits | none | 0.050 | 1.000 | 0.200 |"]
+
+
+def test_each_policy_gets_its_own_accuracy_verdicts() -> None:
+    robust = ("krum", "multikrum", "fedmedian", "fedtrimmedavg")
+    record = _record("digits", "none", 0.99, 0.02)
+    record["gap_weighted"] = {"clean": 0.0, **dict.fromkeys(robust, 0.01)}
+    lines = {line["target"].split(" (")[0]: line for line in acceptance([record], {})}
+    prefix = "40 % bad, digits + breast cancer, curator.policy="
+    near_clean = "cells within 1 point of clean-only"
+    above = "cells above every robust strategy"
+    assert lines[f"{prefix}exclude: {near_clean}"]["verdict"] == "MISS"
+    assert lines[f"{prefix}weight: {near_clean}"]["verdict"] == "PASS"
+    assert lines[f"{prefix}exclude: {above}"]["measured"] == 1.0
+    assert lines[f"{prefix}weight: {above}"]["measured"] == 0.0
+
+
+def test_the_weight_policy_runs_where_the_accuracy_target_is_measured() -> None:
+    target = Cell("breast_cancer", "iid", "sign_flip", 0.4, "dp_sgd")
+    assert "weighted" in arms_of(target, "targets")
+    assert "weighted" not in arms_of(replace(target, fraction=0.2), "targets")
+    spec = arm_spec(target, "weighted", seed=0, rounds=5)
+    assert spec.curated
+    assert "curator.policy=weight" in spec.overrides

@@ -149,6 +149,25 @@ def test_weight_policy_floors_and_newcomers() -> None:
     assert "newcomer" in decisions["newbie"].reason
 
 
+@pytest.mark.parametrize("policy", ["weight", "exclude"])
+def test_screened_and_steeply_uphill_updates_are_left_out_of_their_round(policy: str) -> None:
+    """A floored weight would still let a sign flip subtract; the next round judges anew."""
+    owners = {f"h{i}": [Observation(r, 1.0, alignment=0.4) for r in (1, 2)] for i in range(4)}
+    owners["flipped"] = [Observation(1, 0.8, alignment=0.3), Observation(2, -1.5, alignment=-0.7)]
+    owners["replay"] = [Observation(1, 0.9), Observation(2, 0.0, screened=True)]
+    decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
+    assert decisions["flipped"].weight == 0.0
+    assert "steeply uphill (descent alignment -0.70" in decisions["flipped"].reason
+    assert decisions["replay"].weight == 0.0
+    assert "public information" in decisions["replay"].reason
+    assert all(decisions[f"h{i}"].included for i in range(4))
+    for observations in owners.values():
+        observations.append(Observation(3, 1.0, alignment=0.4))
+    decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
+    assert decisions["flipped"].included
+    assert decisions["replay"].included
+
+
 def test_a_round_never_ends_without_any_update() -> None:
     owners = history(a=[-1.0] * 4, b=[-1.0] * 4)
     decisions = decide("reputation", owners, {"a": 3.0, "b": 4.0}, CONFIG)

@@ -13,8 +13,11 @@ so a resumed run decides exactly as an uninterrupted one.
   neutral multiplier for newcomers.
 * ``exclude``: leave out owners whose standing (credit and data-quality signals
   relative to each round's other participants, see
-  :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others',
-  and any update screened as public information.
+  :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others'.
+
+Both leave out of its round an update that :func:`round_screen` flags (public
+information, or pointing steeply uphill): a fact about that update, not a
+judgement of its owner's record.
 * ``reputation``: a decaying beta reputation with quarantine and readmission.
 """
 
@@ -68,6 +71,25 @@ def _relatives(observations: Sequence[Observation]) -> np.ndarray:
     return np.array([o.relative for o in observations], dtype=np.float64)
 
 
+def round_screen(latest: Observation) -> str | None:
+    """Why an owner's update of this round is left out of it, or ``None``.
+
+    A screened update is public information (a replay of the last global
+    change): it carries no data of its owner. An update that points steeply
+    uphill (descent alignment at most ``-STEEP_UPHILL_ALIGNMENT``) would undo
+    other owners' progress before its owner has a record to judge; a floored
+    weight would still let it subtract.
+    """
+    if latest.screened:
+        return "excluded this round: its update is public information, no data of its own"
+    if latest.alignment is not None and latest.alignment <= -STEEP_UPHILL_ALIGNMENT:
+        return (
+            f"excluded this round: its update points steeply uphill (descent alignment "
+            f"{latest.alignment:+.2f} <= {-STEEP_UPHILL_ALIGNMENT:g})"
+        )
+    return None
+
+
 def no_policy(
     history: History, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
@@ -87,11 +109,16 @@ def weight_policy(
     has not had the chance to earn credit, so it is weighted like an average
     contributor (multiplier ``newcomer_weight``) rather than by its first, noisy
     values. The mean (not the sum) of relative values is used so that an owner
-    sampled in fewer rounds is not penalised for it.
+    sampled in fewer rounds is not penalised for it. An update flagged by
+    :func:`round_screen` gets weight 0 in its round; the owner is not barred.
     """
     decisions = {}
     for name, weight in base_weights.items():
         relatives = _relatives(history[name])
+        screen = round_screen(history[name][-1])
+        if screen is not None:
+            decisions[name] = OwnerDecision(0.0, screen)
+            continue
         if len(relatives) < config.warmup_rounds:
             multiplier = config.newcomer_weight
             reason = (
@@ -187,11 +214,8 @@ def exclude_policy(
 ) -> dict[str, OwnerDecision]:
     """Leave out owners whose record is confidently bad.
 
-    No oracle count of bad owners. An update screened as public information is
-    left out of the round it was sent in: it carries no data of its owner; so is
-    an update that points steeply uphill (descent alignment at most
-    ``-STEEP_UPHILL_ALIGNMENT``), which would undo other owners' progress before
-    its owner has a record to judge. An owner with at least ``warmup_rounds``
+    No oracle count of bad owners. An update flagged by :func:`round_screen` is
+    left out of the round it was sent in. An owner with at least ``warmup_rounds``
     valued rounds is excluded on either of two one-sided t-tests across its
     rounds, each at ``exclusion_confidence`` and Bonferroni-corrected for both
     tests of every owner with enough rounds (consistent, not merely unlucky):
@@ -233,16 +257,9 @@ def exclude_policy(
     alpha = (1.0 - config.exclusion_confidence) / (2 * max(len(established), 1))
     decisions = {}
     for name, weight in base_weights.items():
-        latest = history[name][-1]
-        if latest.screened:
-            reason = "excluded this round: its update is public information, no data of its own"
-            decisions[name] = OwnerDecision(0.0, reason)
-        elif latest.alignment is not None and latest.alignment <= -STEEP_UPHILL_ALIGNMENT:
-            reason = (
-                f"excluded this round: its update points steeply uphill (descent alignment "
-                f"{latest.alignment:+.2f} <= {-STEEP_UPHILL_ALIGNMENT:g})"
-            )
-            decisions[name] = OwnerDecision(0.0, reason)
+        screen = round_screen(history[name][-1])
+        if screen is not None:
+            decisions[name] = OwnerDecision(0.0, screen)
         elif name not in established:
             reason = (
                 f"kept: {len(history[name])} of {config.warmup_rounds} warm-up rounds, "
