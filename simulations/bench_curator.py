@@ -137,8 +137,9 @@ COMMON = [f"num_clients={NUM_CLIENTS}", "fraction_train=1.0", "fraction_evaluate
 #: updates, so the numbers hold for both modes; exclude: the policy that acts.
 CURATOR = ["curator=first_order", "curator.policy=exclude"]
 #: The same curator with the ``weight`` policy (aggregation weights from mean credit,
-#: floored, nobody left out), where the accuracy target is measured: which policy
-#: trains the better model when 40 % of the owners are bad.
+#: floored; no owner barred, only screened updates left out of their round), where
+#: the accuracy target is measured: which policy trains the better model when 40 %
+#: of the owners are bad.
 WEIGHTED = ["curator=first_order", "curator.policy=weight"]
 #: Each curated arm's curator.
 CURATED_ARMS = {"curated": CURATOR, "weighted": WEIGHTED}
@@ -877,7 +878,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "and at the end), and by cumulative credit alone (AUROC values);",
         "- benign / bad excl: share of benign / corrupted owners left out at the end;",
         f"- acc weight policy: the same curator with `{WEIGHTED[-1]}` (weights from mean "
-        "credit, floored; nobody left out), run where the accuracy target is measured;",
+        "credit, floored; no owner barred), run where the accuracy target is measured;",
         "- Δarm: that baseline's final test accuracy minus the curated run's (negative = the "
         "curator is ahead); within 1 point of clean-only means Δclean <= 0.01.",
         "",
