@@ -511,12 +511,19 @@ def cell_record(
         record["free_rider_share_max"] = max(
             (m["bad_reward_share_max"] or 0.0 for m in per_seed), default=None
         )
-    accuracy = {
-        arm: mean_or_none(results[(arm, s)]["final_accuracy"] for s in seeds)
+    per_seed_accuracy = {
+        arm: [results[(arm, s)]["final_accuracy"] for s in seeds]
         for arm in ARMS
         if all((arm, s) in results for s in seeds)
     }
+    accuracy = {arm: mean_or_none(values) for arm, values in per_seed_accuracy.items()}
     record["accuracy"] = accuracy
+    # How far one seed's final model is from another's: the noise under each mean.
+    record["accuracy_seed_range"] = {
+        arm: max(present) - min(present)
+        for arm, values in per_seed_accuracy.items()
+        if (present := [v for v in values if v is not None])
+    }
     for curated_arm, key in GAP_KEYS.items():
         mine = accuracy.get(curated_arm)
         if mine is not None or curated_arm == "curated":

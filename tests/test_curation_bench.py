@@ -16,6 +16,7 @@ from simulations.bench_curator import (
     acceptance,
     arm_spec,
     arms_of,
+    cell_record,
     detection_auroc,
     exclusion_markdown,
     run_with_offline_owners,
@@ -141,3 +142,15 @@ def test_the_weight_policy_runs_where_the_accuracy_target_is_measured() -> None:
     spec = arm_spec(target, "weighted", seed=0, rounds=5)
     assert spec.curated
     assert "curator.policy=weight" in spec.overrides
+
+
+def test_a_cell_reports_how_far_apart_its_seeds_end() -> None:
+    cell = Cell("digits", "dirichlet", "label_noise_10", 0.4, "none")
+    results = {
+        ("clean", 0): {"final_accuracy": 0.84},
+        ("clean", 1): {"final_accuracy": 0.88},
+        ("fedavg", 0): {"final_accuracy": 0.90},
+    }
+    record = cell_record(cell, [0, 1], results)
+    assert record["accuracy"] == {"clean": pytest.approx(0.86)}
+    assert record["accuracy_seed_range"] == {"clean": pytest.approx(0.04)}
