@@ -14,11 +14,11 @@ so a resumed run decides exactly as an uninterrupted one.
 * ``exclude``: leave out owners whose standing (credit and data-quality signals
   relative to each round's other participants, see
   :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others'.
-
-Both leave out of its round an update that :func:`round_screen` flags (public
-information, or pointing steeply uphill): a fact about that update, not a
-judgement of its owner's record.
 * ``reputation``: a decaying beta reputation with quarantine and readmission.
+
+``weight`` and ``exclude`` also leave out of its round an update that
+:func:`round_screen` flags (public information, or pointing steeply uphill): a
+fact about that update, not a judgement of its owner's record.
 """
 
 from __future__ import annotations
