@@ -147,7 +147,7 @@ ROBUST = ("krum", "multikrum", "fedmedian", "fedtrimmedavg")
 BASELINES = ("clean", "fedavg", *ROBUST)
 ARMS = (*CURATED_ARMS, *BASELINES)
 #: Record key of each curated arm's accuracy gaps (baseline minus that arm).
-GAP_KEYS = {"curated": "gap", "weighted": "gap_weighted"}
+GAP_KEYS = {arm: "gap" if arm == "curated" else f"gap_{arm}" for arm in CURATED_ARMS}
 #: AUROC after this many rounds (how early the curator knows).
 EARLY_ROUND = 3
 
