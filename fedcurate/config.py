@@ -167,6 +167,7 @@ class CuratorConfig:
     exclusion_confidence: float = 0.99
     exclusion_outlier_threshold: float = 3.0
     weight_floor: float = 0.1
+    weight_cap: float = 1.0
     newcomer_weight: float = 1.0
     reputation_decay: float = 0.9
     quarantine_below: float = 0.2

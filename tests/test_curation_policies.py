@@ -139,10 +139,14 @@ def test_reputation_quarantines_and_readmits() -> None:
     assert decisions["x"].weight < decisions["y"].weight
 
 
-def test_weight_policy_floors_and_newcomers() -> None:
-    owners = history(veteran=[0.5, 0.5, 0.5], harmful=[-1.0, -1.0, -1.0], newbie=[-2.0])
-    decisions = decide("weight", owners, {"veteran": 2.0, "harmful": 2.0, "newbie": 2.0}, CONFIG)
+def test_weight_policy_floors_caps_and_newcomers() -> None:
+    owners = history(
+        veteran=[0.5, 0.5, 0.5], star=[3.0, 2.0, 4.0], harmful=[-1.0, -1.0, -1.0], newbie=[-2.0]
+    )
+    decisions = decide("weight", owners, dict.fromkeys(owners, 2.0), CONFIG)
     assert decisions["veteran"].weight == pytest.approx(1.0)
+    assert decisions["star"].weight == pytest.approx(2.0 * CONFIG.weight_cap)
+    assert "(capped)" in decisions["star"].reason
     assert decisions["harmful"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
     assert "floored" in decisions["harmful"].reason
     assert decisions["newbie"].weight == pytest.approx(2.0 * CONFIG.newcomer_weight)

@@ -9,8 +9,9 @@ Policies keep no state of their own: each decision is a function of the ledger,
 so a resumed run decides exactly as an uninterrupted one.
 
 * ``none``: weights as reported.
-* ``weight``: ``p_i`` times the owner's mean relative value (floored), a
-  neutral multiplier for newcomers.
+* ``weight``: ``p_i`` times the owner's mean relative value, floored and
+  capped (credit takes weight away, never adds beyond ``p_i``), a neutral
+  multiplier for newcomers.
 * ``exclude``: leave out owners whose standing (credit and data-quality signals
   relative to each round's other participants, see
   :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others'.
@@ -103,13 +104,17 @@ def no_policy(
 def weight_policy(
     history: History, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
-    """``p_i * max(mean relative value, weight_floor)``; newcomers get ``newcomer_weight``.
+    """``p_i * clip(mean relative value, weight_floor, weight_cap)``; newcomer: ``newcomer_weight``.
 
     An owner with fewer than ``warmup_rounds`` valued rounds is a newcomer: it
     has not had the chance to earn credit, so it is weighted like an average
     contributor (multiplier ``newcomer_weight``) rather than by its first, noisy
     values. The mean (not the sum) of relative values is used so that an owner
-    sampled in fewer rounds is not penalised for it. An update flagged by
+    sampled in fewer rounds is not penalised for it. The cap (default 1, an
+    equal share) keeps high credit from amplifying an update: first-order credit
+    is largest for the biggest step along the validation gradient, and scaling
+    that step up overshoots. With skewed data the model then swings between one
+    owner's classes and the others' from round to round. An update flagged by
     :func:`round_screen` gets weight 0 in its round; the owner is not barred.
     """
     decisions = {}
@@ -127,11 +132,12 @@ def weight_policy(
             )
         else:
             mean = float(relatives.mean())
-            multiplier = max(mean, config.weight_floor)
-            floored = " (floored)" if mean < config.weight_floor else ""
+            multiplier = min(max(mean, config.weight_floor), config.weight_cap)
+            bound = " (floored)" if mean < config.weight_floor else ""
+            bound = " (capped)" if mean > config.weight_cap else bound
             reason = (
                 f"mean relative value {mean:+.3f} over {len(relatives)} rounds: "
-                f"multiplier {multiplier:.3f}{floored}"
+                f"multiplier {multiplier:.3f}{bound}"
             )
         decisions[name] = OwnerDecision(weight * multiplier, reason)
     return decisions
