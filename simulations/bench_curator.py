@@ -47,7 +47,7 @@ Prints one JSON line per cell as it completes, then the acceptance lines, and
 writes ``docs/curator_benchmark.json`` and ``docs/curator_benchmark.md``
 (``--quick``: ``docs/curator_benchmark_quick.*``). Every finished run is cached
 under ``outputs/bench/curator/`` keyed by its overrides (curated runs also by a
-fingerprint of the curation code), so an interrupted grid continues where it
+fingerprint of the curation code and its config), so an interrupted grid continues where it
 stopped and baselines are computed once.
 
     fedcurate bench curator --quick                       # CI smoke grid, ~2 min
@@ -137,9 +137,9 @@ COMMON = [f"num_clients={NUM_CLIENTS}", "fraction_train=1.0", "fraction_evaluate
 #: updates, so the numbers hold for both modes; exclude: the policy that acts.
 CURATOR = ["curator=first_order", "curator.policy=exclude"]
 #: The same curator with the ``weight`` policy (aggregation weights from mean credit,
-#: floored; no owner barred, only screened updates left out of their round), where
-#: the accuracy target is measured: which policy trains the better model when 40 %
-#: of the owners are bad.
+#: floored and capped at an equal share; no owner barred, only screened updates left
+#: out of their round), where the accuracy target is measured: which policy trains
+#: the better model when 40 % of the owners are bad.
 WEIGHTED = ["curator=first_order", "curator.policy=weight"]
 #: Each curated arm's curator.
 CURATED_ARMS = {"curated": CURATOR, "weighted": WEIGHTED}
@@ -287,10 +287,14 @@ def arm_spec(cell: Cell, arm: str, seed: int, rounds: int) -> RunSpec:
 
 
 def curation_fingerprint() -> str:
-    """Hash of the curation code and curator presets: curated runs are redone when it changes."""
+    """Hash of the curation code, curator presets and config schema (the curator's defaults).
+
+    Curated runs are redone when it changes.
+    """
     digest = hashlib.sha256()
     roots = [PROJECT_DIR / "fedcurate" / "curation", PROJECT_DIR / "conf" / "curator"]
-    for path in sorted(p for root in roots for p in root.glob("*") if p.suffix in {".py", ".yaml"}):
+    sources = [p for root in roots for p in root.glob("*") if p.suffix in {".py", ".yaml"}]
+    for path in sorted([*sources, PROJECT_DIR / "fedcurate" / "config.py"]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
