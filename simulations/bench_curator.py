@@ -68,7 +68,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,11 @@ def quick_grid() -> list[Cell]:
 def accuracy_target_cell(cell: Cell) -> bool:
     """Cells of the accuracy target: 40 % bad owners on digits or breast cancer."""
     return cell.dataset in ("digits", "breast_cancer") and cell.fraction == max(FRACTIONS)
+
+
+def cell_of(record: Mapping[str, Any]) -> Cell:
+    """The cell a :func:`cell_record` describes."""
+    return Cell(*(record[field.name] for field in fields(Cell)))
 
 
 def arms_of(cell: Cell, baselines: str) -> tuple[str, ...]:
@@ -503,8 +508,9 @@ def cell_record(
 ) -> dict[str, Any]:
     """Mean over seeds of every metric of ``cell``.
 
-    Accuracy gaps are each baseline's accuracy minus the curated run's (``gap``)
-    and minus the ``weight`` policy's run's (``gap_weighted``, where it ran).
+    Accuracy gaps are each baseline's accuracy minus a curated arm's, under that
+    arm's :data:`GAP_KEYS` key (``gap``: the ``exclude`` policy's, ``gap_weighted``:
+    the ``weight`` policy's), for each curated arm that ran in the cell.
     """
     record: dict[str, Any] = {"cell": cell.name, **vars(cell), "seeds": list(seeds)}
     curated = [results[("curated", s)] for s in seeds if ("curated", s) in results]
@@ -530,11 +536,11 @@ def cell_record(
     }
     for curated_arm, key in GAP_KEYS.items():
         mine = accuracy.get(curated_arm)
-        if mine is not None or curated_arm == "curated":
+        if mine is not None:
             record[key] = {
                 arm: value - mine
                 for arm, value in accuracy.items()
-                if arm in BASELINES and value is not None and mine is not None
+                if arm in BASELINES and value is not None
             }
     return record
 
@@ -598,20 +604,14 @@ def acceptance(
 def _accuracy_lines(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """40 % bad owners on digits / breast cancer: near clean-only, above every robust strategy.
 
-    One pair of lines per policy that ran there: ``exclude`` (the curated arm)
-    and ``weight`` (the weighted arm).
+    One pair of lines per policy: ``exclude`` (the curated arm) and ``weight``
+    (the weighted arm); ``n/a`` where that arm did not run.
     """
-    target = [
-        r
-        for r in records
-        if r["dataset"] in ("digits", "breast_cancer") and r["fraction"] == max(FRACTIONS)
-    ]
+    target = [r for r in records if accuracy_target_cell(cell_of(r))]
     lines = []
     for arm, key in GAP_KEYS.items():
         gaps = [r[key] for r in target if r.get(key)]
-        if not gaps and arm != "curated":
-            continue
-        policy = CURATED_ARMS[arm][-1]
+        policy = next(o for o in CURATED_ARMS[arm] if o.startswith("curator.policy="))
         near_clean = [g["clean"] <= TARGET_ACCURACY_GAP for g in gaps if "clean" in g]
         above_robust = [all(g[a] < 0.0 for a in ROBUST) for g in gaps if set(ROBUST) <= set(g)]
         worst_clean = max((g["clean"] for g in gaps if "clean" in g), default=None)
@@ -928,7 +928,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             _fmt(r["accuracy"].get("curated")),
             _fmt(r["accuracy"].get("weighted")),
         ]
-        row += [_fmt(r["gap"].get(arm)) for arm in gap_arms]
+        row += [_fmt(r.get("gap", {}).get(arm)) for arm in gap_arms]
         out.append("| " + " | ".join(row) + " |")
     out += _estimator_markdown(report["checks"])
     out += _encrypted_detection_markdown(report["checks"], report["cells"])

@@ -16,6 +16,7 @@ from simulations.bench_curator import (
     acceptance,
     arm_spec,
     arms_of,
+    cell_of,
     cell_record,
     detection_auroc,
     exclusion_markdown,
@@ -106,9 +107,10 @@ def test_acceptance_says_pass_miss_and_not_measured() -> None:
     assert plain["measured"] == pytest.approx((0.99 + 0.95 + 0.97) / 3)
     assert plain["verdict"] == "PASS"
     assert lines["mean detection AUROC, DP cells"]["verdict"] == "n/a"
-    near_clean = next(v for k, v in lines.items() if "within 1 point" in k)
-    assert near_clean["measured"] == 0.5
-    assert near_clean["verdict"] == "MISS"
+    near_clean = {k.split(", ")[2].split(":")[0]: v for k, v in lines.items() if "1 point" in k}
+    assert near_clean["curator.policy=exclude"]["measured"] == 0.5
+    assert near_clean["curator.policy=exclude"]["verdict"] == "MISS"
+    assert near_clean["curator.policy=weight"]["verdict"] == "n/a"
 
 
 def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
@@ -137,6 +139,7 @@ def test_each_policy_gets_its_own_accuracy_verdicts() -> None:
 
 def test_the_weight_policy_runs_where_the_accuracy_target_is_measured() -> None:
     target = Cell("breast_cancer", "iid", "sign_flip", 0.4, "dp_sgd")
+    assert cell_of(cell_record(target, [], {})) == target
     assert "weighted" in arms_of(target, "targets")
     assert "weighted" not in arms_of(replace(target, fraction=0.2), "targets")
     spec = arm_spec(target, "weighted", seed=0, rounds=5)
