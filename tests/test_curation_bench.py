@@ -21,6 +21,7 @@ from simulations.bench_curator import (
     detection_auroc,
     exclusion_markdown,
     run_with_offline_owners,
+    twin_check,
 )
 
 
@@ -157,3 +158,10 @@ def test_a_cell_reports_how_far_apart_its_seeds_end() -> None:
     record = cell_record(cell, [0, 1], results)
     assert record["accuracy"] == {"clean": pytest.approx(0.86)}
     assert record["accuracy_seed_range"] == {"clean": pytest.approx(0.04)}
+
+
+def test_the_twin_check_tells_update_noise_from_its_amplification() -> None:
+    """Twins' updates differ by SGD noise; the Shapley value of the mean spreads that further."""
+    twins = twin_check(seed=1, rounds=3)
+    assert all(value > 0.0 for value in twins["values"])
+    assert 0.0 < twins["score_gap"] < twins["relative_gap"] / 2
