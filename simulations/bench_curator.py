@@ -47,8 +47,8 @@ Prints one JSON line per cell as it completes, then the acceptance lines, and
 writes ``docs/curator_benchmark.json`` and ``docs/curator_benchmark.md``
 (``--quick``: ``docs/curator_benchmark_quick.*``). Every finished run is cached
 under ``outputs/bench/curator/`` keyed by its overrides (curated runs also by a
-fingerprint of the curation code and its config), so an interrupted grid continues where it
-stopped and baselines are computed once.
+fingerprint of the curation code and its config), so an interrupted grid
+continues where it stopped and baselines are computed once.
 
     fedcurate bench curator --quick                       # CI smoke grid, ~2 min
     fedcurate bench curator                               # the full grid (hours)
