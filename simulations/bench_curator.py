@@ -902,7 +902,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "and at the end), and by cumulative credit alone (AUROC values);",
         "- benign / bad excl: share of benign / corrupted owners left out at the end;",
         f"- acc weight policy: the same curator with `{WEIGHTED[-1]}` (weights from mean "
-        "credit, floored; no owner barred), run where the accuracy target is measured;",
+        "credit, floored and capped; no owner barred), run where the accuracy target is "
+        "measured;",
         "- Δarm: that baseline's final test accuracy minus the curated run's (negative = the "
         "curator is ahead); within 1 point of clean-only means Δclean <= 0.01.",
         "",

@@ -147,6 +147,12 @@ def test_weight_policy_floors_caps_and_newcomers() -> None:
     assert decisions["veteran"].weight == pytest.approx(1.0)
     assert decisions["star"].weight == pytest.approx(2.0 * CONFIG.weight_cap)
     assert "(capped)" in decisions["star"].reason
+    owners["uphill"] = [Observation(r, -0.5, alignment=-0.2) for r in (1, 2, 3)]
+    owners["sideways"] = [Observation(r, -0.5, alignment=0.1) for r in (1, 2, 3)]
+    decisions = decide("weight", owners, dict.fromkeys(owners, 2.0), CONFIG)
+    assert decisions["uphill"].weight == 0.0
+    assert "its updates hurt" in decisions["uphill"].reason
+    assert decisions["sideways"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
     assert decisions["harmful"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
     assert "floored" in decisions["harmful"].reason
     assert decisions["newbie"].weight == pytest.approx(2.0 * CONFIG.newcomer_weight)

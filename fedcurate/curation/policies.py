@@ -10,8 +10,8 @@ so a resumed run decides exactly as an uninterrupted one.
 
 * ``none``: weights as reported.
 * ``weight``: ``p_i`` times the owner's mean relative value, floored and
-  capped (credit takes weight away, never adds beyond ``p_i``), a neutral
-  multiplier for newcomers.
+  capped (credit takes weight away, never adds beyond ``p_i``), 0 for a record
+  that hurts and points uphill, a neutral multiplier for newcomers.
 * ``exclude``: leave out owners whose standing (credit and data-quality signals
   relative to each round's other participants, see
   :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others'.
@@ -72,6 +72,12 @@ def _relatives(observations: Sequence[Observation]) -> np.ndarray:
     return np.array([o.relative for o in observations], dtype=np.float64)
 
 
+def _mean_alignment(observations: Sequence[Observation]) -> float | None:
+    """Mean descent alignment over the rounds it was measured in (``None``: never)."""
+    alignments = [o.alignment for o in observations if o.alignment is not None]
+    return float(np.mean(alignments)) if alignments else None
+
+
 def round_screen(latest: Observation) -> str | None:
     """Why an owner's update of this round is left out of it, or ``None``.
 
@@ -110,7 +116,11 @@ def weight_policy(
     has not had the chance to earn credit, so it is weighted like an average
     contributor (multiplier ``newcomer_weight``) rather than by its first, noisy
     values. The mean (not the sum) of relative values is used so that an owner
-    sampled in fewer rounds is not penalised for it. The cap (default 1, an
+    sampled in fewer rounds is not penalised for it. The floor keeps owners that
+    help little in the aggregate (a skewed label mix still teaches its classes);
+    an owner whose mean credit is negative *and* whose updates point uphill on
+    average (mean descent alignment below 0; plaintext only) gets weight 0
+    instead, as a floored sign flip would still subtract. The cap (default 1, an
     equal share) keeps high credit from amplifying an update: first-order credit
     is largest for the biggest step along the validation gradient, and scaling
     that step up overshoots. With skewed data the model then swings between one
@@ -132,6 +142,14 @@ def weight_policy(
             )
         else:
             mean = float(relatives.mean())
+            alignment = _mean_alignment(history[name])
+            if mean < 0.0 and alignment is not None and alignment < 0.0:
+                reason = (
+                    f"mean relative value {mean:+.3f} and mean descent alignment "
+                    f"{alignment:+.2f} over {len(relatives)} rounds: its updates hurt, weight 0"
+                )
+                decisions[name] = OwnerDecision(0.0, reason)
+                continue
             multiplier = min(max(mean, config.weight_floor), config.weight_cap)
             bound = " (floored)" if mean < config.weight_floor else ""
             bound = " (capped)" if mean > config.weight_cap else bound
@@ -181,7 +199,6 @@ class HarmEvidence:
         """The evidence of one owner: its observations and their standings."""
         totals = np.array([s.total for s in per_round], dtype=np.float64)
         relatives = _relatives(observations)
-        alignments = [o.alignment for o in observations if o.alignment is not None]
         names = sorted({k for s in per_round for k in s.terms}, key=lambda k: (k != "credit", k))
         return HarmEvidence(
             rounds=len(per_round),
@@ -191,7 +208,7 @@ class HarmEvidence:
             relative=float(relatives.mean()),
             relative_p=below_zero_p(relatives),
             helpful_p=below_zero_p(-relatives),
-            alignment=float(np.mean(alignments)) if alignments else None,
+            alignment=_mean_alignment(observations),
         )
 
     @property
