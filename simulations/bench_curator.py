@@ -68,7 +68,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -434,6 +434,7 @@ def compact_result(
         "owners": [owner_name(i) for i in range(int(summary["num_clients"]))],
         "credit_per_round": credit,
         "standing_per_round": standing_per_round(ledger),
+        "observations": observations_of(ledger),
         "reward_shares": curator.get("reward_shares", {}),
         "excluded": sorted(curator.get("excluded", {})),
         "max_epsilon": privacy.get("max_epsilon"),
@@ -441,15 +442,32 @@ def compact_result(
     }
 
 
+def _restored(ledger: Mapping[str, Any]) -> ContributionLedger:
+    restored = ContributionLedger()
+    restored.load_state_dict({"version": LEDGER_STATE_VERSION, "rounds": ledger["rounds"]})
+    return restored
+
+
+def observations_of(ledger: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    """Owner -> its observations (credit, signals, alignment, screen) per round, as dicts.
+
+    Kept so that other ways of weighing the evidence can be studied on the cached runs.
+    """
+    if not ledger:
+        return {}
+    return {
+        name: [asdict(observation) for observation in observations]
+        for name, observations in _restored(ledger).history().items()
+    }
+
+
 def standing_per_round(ledger: Mapping[str, Any] | None) -> dict[str, list[float]]:
     """Owner -> its standing in each of its rounds (the ``exclude`` policy's evidence)."""
     if not ledger:
         return {}
-    restored = ContributionLedger()
-    restored.load_state_dict({"version": LEDGER_STATE_VERSION, "rounds": ledger["rounds"]})
     return {
         name: [standing.total for standing in per_round]
-        for name, per_round in standings(restored.history()).items()
+        for name, per_round in standings(_restored(ledger).history()).items()
     }
 
 
@@ -591,7 +609,11 @@ def acceptance(
         _line(
             "replay free rider's reward share (largest over cells and seeds)",
             max(
-                (r["free_rider_share_max"] for r in records if "free_rider_share_max" in r),
+                (
+                    r["free_rider_share_max"]
+                    for r in records
+                    if r.get("free_rider_share_max") is not None
+                ),
                 default=None,
             ),
             "<=",

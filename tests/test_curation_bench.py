@@ -114,6 +114,19 @@ def test_acceptance_says_pass_miss_and_not_measured() -> None:
     assert near_clean["curator.policy=weight"]["verdict"] == "n/a"
 
 
+def test_acceptance_of_a_baselines_only_grid_is_not_measured() -> None:
+    record = _record("digits", "none", 0.0, 0.0) | {
+        "corruption": "free_rider_replay",
+        "auroc": None,
+        "benign_excluded": None,
+        "free_rider_share_max": None,
+    }
+    records = [record, record | {"fraction": 0.2}]
+    lines = {line["target"].split(" (")[0]: line for line in acceptance(records, {})}
+    assert lines["replay free rider's reward share"]["verdict"] == "n/a"
+    assert lines["mean detection AUROC, cells without DP"]["verdict"] == "n/a"
+
+
 def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
     def cell(corruption: str, benign: float, bad: float) -> dict[str, object]:
         record = _record("digits", "none", 1.0, 0.0) | {"corruption": corruption}
