@@ -45,7 +45,9 @@ and the others against exact Shapley, with evaluation counts), a fairness check
 
 Prints one JSON line per cell as it completes, then the acceptance lines, and
 writes ``docs/curator_benchmark.json`` and ``docs/curator_benchmark.md``
-(``--quick``: ``docs/curator_benchmark_quick.*``). Every finished run is cached
+(``--quick``: ``docs/curator_benchmark_quick.*``; ``--docs DIR``: into ``DIR``,
+also for a partial grid or without the checks, the report then saying which
+command made it and that its acceptance lines cover the cells run). Every finished run is cached
 under ``outputs/bench/curator/`` keyed by its overrides (curated runs also by a
 fingerprint of the curation code and its config), so an interrupted grid
 continues where it stopped and baselines are computed once.
@@ -54,6 +56,8 @@ continues where it stopped and baselines are computed once.
     fedcurate bench curator                               # the full grid (hours)
     fedcurate bench curator --cells 'digits/dirichlet/*' --seeds 0 1
     fedcurate bench curator --arms clean fedavg krum      # baselines only
+    fedcurate bench curator --seeds 3 4 5 --cells 'digits/*/*/0.4/*' \
+        'breast_cancer/*/*/0.4/*' --no-checks --docs docs/curator_heldout  # held-out seeds
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ import functools
 import hashlib
 import json
 import math
+import shlex
 import sys
 import tempfile
 import time
@@ -903,11 +908,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     out = [
         "# Curator benchmark",
         "",
-        f"Written by `fedcurate bench curator{' --quick' if report['quick'] else ''}`; raw "
+        f"Written by `{report['command']}`; raw "
         "numbers in the JSON file beside this one. The simulated runs took "
         f"{report['run_seconds'] / 3600:.1f} h of wall time on this machine (one process, "
         "shared cores), cached between invocations.",
         "",
+        *_scope_note(report),
         "Setup:",
         "",
         f"- every run is the product's simulation (in-process backend): {NUM_CLIENTS} owners, "
@@ -971,6 +977,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _scope_note(report: Mapping[str, Any]) -> list[str]:
+    """A warning line when the report covers only part of the grid."""
+    grid = len(full_grid())
+    if report["quick"] or len(report["cells"]) >= grid:
+        return []
+    return [
+        f"Partial grid: {len(report['cells'])} of its {grid} cells; every acceptance line "
+        "below is over these cells only.",
+        "",
+    ]
+
+
 def exclusion_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Who the exclude policy left out, by dataset and privacy (mean over cells)."""
     out = [
@@ -998,6 +1016,9 @@ def exclusion_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _estimator_markdown(checks: Mapping[str, Any]) -> list[str]:
+    """Estimators against exact Shapley, the twins and CKKS (nothing when not checked)."""
+    if "estimators" not in checks:
+        return []
     estimators = checks["estimators"]
     out = [
         "",
@@ -1088,7 +1109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=None, help=f"default {NUM_ROUNDS}")
     parser.add_argument("--cache", type=Path, default=PROJECT_DIR / "outputs/bench/curator")
-    parser.add_argument("--docs", type=Path, default=PROJECT_DIR / "docs")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="where the JSON and markdown go (default docs/, written only when the checks ran)",
+    )
     parser.add_argument("--no-checks", action="store_true", help="skip estimator/fairness/crypto")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -1121,6 +1147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in lines:
         print(json.dumps(line), flush=True)
     report = {
+        "command": shlex.join(
+            ["fedcurate", "bench", "curator", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "quick": args.quick,
         "seeds": seeds,
         "rounds": rounds,
@@ -1131,10 +1160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cells": records,
         "checks": {k: v for k, v in checks.items() if k != "lines"},
     }
-    if not args.no_checks:
+    if args.docs is not None or not args.no_checks:
+        docs = args.docs or PROJECT_DIR / "docs"
         stem = "curator_benchmark_quick" if args.quick else "curator_benchmark"
-        atomic_write_json(args.docs / f"{stem}.json", report)
-        atomic_write_text(args.docs / f"{stem}.md", render_markdown(report))
+        atomic_write_json(docs / f"{stem}.json", report)
+        atomic_write_text(docs / f"{stem}.md", render_markdown(report))
     return 0
 
 

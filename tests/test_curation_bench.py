@@ -20,6 +20,7 @@ from simulations.bench_curator import (
     cell_record,
     detection_auroc,
     exclusion_markdown,
+    render_markdown,
     run_with_offline_owners,
     twin_check,
 )
@@ -125,6 +126,32 @@ def test_acceptance_of_a_baselines_only_grid_is_not_measured() -> None:
     lines = {line["target"].split(" (")[0]: line for line in acceptance(records, {})}
     assert lines["replay free rider's reward share"]["verdict"] == "n/a"
     assert lines["mean detection AUROC, cells without DP"]["verdict"] == "n/a"
+
+
+def test_a_partial_grid_without_checks_is_reported_as_such() -> None:
+    record = _record("digits", "none", 0.9, 0.0) | {
+        "cell": "digits/dirichlet/label_noise_10/0.4/none",
+        "auroc_early": 0.8,
+        "auroc_values": 0.7,
+        "bad_excluded": 0.5,
+        "accuracy": {"curated": 0.9, "clean": 0.9},
+    }
+    command = "fedcurate bench curator --seeds 3 --cells 'digits/*' --no-checks --docs out"
+    report = {
+        "command": command,
+        "quick": False,
+        "seeds": [3],
+        "rounds": 15,
+        "run_seconds": 60.0,
+        "acceptance": acceptance([record], {}),
+        "cells": [record],
+        "checks": {},
+    }
+    markdown = render_markdown(report)
+    assert f"Written by `{command}`" in markdown
+    assert "Partial grid: 1 of its 120 cells" in markdown
+    assert "| digits/dirichlet/label_noise_10/0.4/none | 0.800 | 0.900 | 0.700 |" in markdown
+    assert "Estimators vs exact Shapley" not in markdown
 
 
 def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
