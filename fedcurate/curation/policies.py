@@ -133,32 +133,43 @@ def weight_policy(
         screen = round_screen(history[name][-1])
         if screen is not None:
             decisions[name] = OwnerDecision(0.0, screen)
-            continue
-        if len(relatives) < config.warmup_rounds:
+        elif len(relatives) < config.warmup_rounds:
             multiplier = config.newcomer_weight
             reason = (
                 f"newcomer ({len(relatives)} of {config.warmup_rounds} warm-up rounds): "
                 f"multiplier {multiplier:g}"
             )
+            decisions[name] = OwnerDecision(weight * multiplier, reason)
         else:
-            mean = float(relatives.mean())
-            alignment = _mean_alignment(history[name])
-            if mean < 0.0 and alignment is not None and alignment < 0.0:
-                reason = (
-                    f"mean relative value {mean:+.3f} and mean descent alignment "
-                    f"{alignment:+.2f} over {len(relatives)} rounds: its updates hurt, weight 0"
-                )
-                decisions[name] = OwnerDecision(0.0, reason)
-                continue
-            multiplier = min(max(mean, config.weight_floor), config.weight_cap)
-            bound = " (floored)" if mean < config.weight_floor else ""
-            bound = " (capped)" if mean > config.weight_cap else bound
-            reason = (
-                f"mean relative value {mean:+.3f} over {len(relatives)} rounds: "
-                f"multiplier {multiplier:.3f}{bound}"
-            )
-        decisions[name] = OwnerDecision(weight * multiplier, reason)
+            decisions[name] = _credit_weight(weight, history[name], config)
     return decisions
+
+
+def _credit_weight(
+    weight: float, observations: Sequence[Observation], config: CuratorConfig
+) -> OwnerDecision:
+    """The ``weight`` policy's decision for an owner past its warm-up."""
+    relatives = _relatives(observations)
+    mean = float(relatives.mean())
+    alignment = _mean_alignment(observations)
+    if mean < 0.0 and alignment is not None and alignment < 0.0:
+        reason = (
+            f"mean relative value {mean:+.3f} and mean descent alignment "
+            f"{alignment:+.2f} over {len(relatives)} rounds: its updates hurt, weight 0"
+        )
+        return OwnerDecision(0.0, reason)
+    multiplier = min(max(mean, config.weight_floor), config.weight_cap)
+    if mean < config.weight_floor:
+        bound = " (floored)"
+    elif mean > config.weight_cap:
+        bound = " (capped)"
+    else:
+        bound = ""
+    reason = (
+        f"mean relative value {mean:+.3f} over {len(relatives)} rounds: "
+        f"multiplier {multiplier:.3f}{bound}"
+    )
+    return OwnerDecision(weight * multiplier, reason)
 
 
 @dataclass(frozen=True)
