@@ -47,10 +47,10 @@ Prints one JSON line per cell as it completes, then the acceptance lines, and
 writes ``docs/curator_benchmark.json`` and ``docs/curator_benchmark.md``
 (``--quick``: ``docs/curator_benchmark_quick.*``; ``--docs DIR``: into ``DIR``,
 also for a partial grid or without the checks, the report then saying which
-command made it and that its acceptance lines cover the cells run). Every finished run is cached
-under ``outputs/bench/curator/`` keyed by its overrides (curated runs also by a
-fingerprint of the curation code and its config), so an interrupted grid
-continues where it stopped and baselines are computed once.
+command made it and that its acceptance lines cover the cells run). Every
+finished run is cached under ``outputs/bench/curator/`` keyed by its overrides
+(curated runs also by a fingerprint of the curation code and its config), so an
+interrupted grid continues where it stopped and baselines are computed once.
 
     fedcurate bench curator --quick                       # CI smoke grid, ~2 min
     fedcurate bench curator                               # the full grid (hours)
@@ -85,7 +85,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedcurate.config import Config, compose_config
 from fedcurate.curation import ContributionLedger, Curator, ValidationEvaluator
-from fedcurate.curation.evidence import standings
+from fedcurate.curation.evidence import History, standings
 from fedcurate.curation.ledger import STATE_VERSION as LEDGER_STATE_VERSION
 from fedcurate.data import build_federation, owner_name
 from fedcurate.data.corruption import corrupted_owners
@@ -426,10 +426,7 @@ def compact_result(
     """The parts of a run the benchmark reads (a few kB instead of a run directory)."""
     curator = summary.get("curator") or {}
     privacy = summary.get("privacy") or {}
-    credit: dict[str, list[float]] = {}
-    for entry in (ledger or {}).get("rounds", []):
-        for name, owner in entry["owners"].items():
-            credit.setdefault(name, []).append(float(owner["relative"]))
+    history = ledger_history(ledger)
     return {
         "overrides": list(spec.overrides),
         "offline": list(spec.offline),
@@ -437,9 +434,10 @@ def compact_result(
         "final_accuracy": summary["final"]["accuracy"],
         "corruption": summary["corruption"],
         "owners": [owner_name(i) for i in range(int(summary["num_clients"]))],
-        "credit_per_round": credit,
-        "standing_per_round": standing_per_round(ledger),
-        "observations": observations_of(ledger),
+        "credit_per_round": {name: [o.relative for o in obs] for name, obs in history.items()},
+        "standing_per_round": standing_per_round(history),
+        # Kept so that other ways of weighing the evidence can be studied on cached runs.
+        "observations": {name: [asdict(o) for o in obs] for name, obs in history.items()},
         "reward_shares": curator.get("reward_shares", {}),
         "excluded": sorted(curator.get("excluded", {})),
         "max_epsilon": privacy.get("max_epsilon"),
@@ -447,32 +445,20 @@ def compact_result(
     }
 
 
-def _restored(ledger: Mapping[str, Any]) -> ContributionLedger:
+def ledger_history(ledger: Mapping[str, Any] | None) -> History:
+    """Owner -> its observations, oldest first, from a run's ``ledger.json`` (none: empty)."""
+    if not ledger:
+        return {}
     restored = ContributionLedger()
     restored.load_state_dict({"version": LEDGER_STATE_VERSION, "rounds": ledger["rounds"]})
-    return restored
+    return restored.history()
 
 
-def observations_of(ledger: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
-    """Owner -> its observations (credit, signals, alignment, screen) per round, as dicts.
-
-    Kept so that other ways of weighing the evidence can be studied on the cached runs.
-    """
-    if not ledger:
-        return {}
-    return {
-        name: [asdict(observation) for observation in observations]
-        for name, observations in _restored(ledger).history().items()
-    }
-
-
-def standing_per_round(ledger: Mapping[str, Any] | None) -> dict[str, list[float]]:
+def standing_per_round(history: History) -> dict[str, list[float]]:
     """Owner -> its standing in each of its rounds (the ``exclude`` policy's evidence)."""
-    if not ledger:
-        return {}
     return {
         name: [standing.total for standing in per_round]
-        for name, per_round in standings(_restored(ledger).history()).items()
+        for name, per_round in standings(history).items()
     }
 
 
