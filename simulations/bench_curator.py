@@ -25,11 +25,10 @@ Each cell (everything but the seed) runs, per seed:
 * ``fedavg`` and Flower's robust strategies ``krum``, ``multikrum``,
   ``fedmedian``, ``fedtrimmedavg``, each told the true number of bad owners
   (Krum's ``f``, MultiKrum keeps ``n - f``, the trimmed mean cuts the bad
-  fraction from each end): their best case. By default (what one core affords
-  in a few hours) FedAvg runs in every cell without DP and the robust
-  strategies in the cells the accuracy target is about (40 % bad owners on
-  digits and breast cancer, without DP); ``--baselines all`` runs every
-  baseline everywhere.
+  fraction from each end): their best case. By default FedAvg runs in every
+  cell and the robust strategies in the cells the accuracy target is about
+  (40 % bad owners on digits and breast cancer, with and without DP);
+  ``--baselines all`` runs every baseline everywhere.
 
 Per cell (mean over seeds): detection AUROC (corrupted owners are the
 positives, lower = more suspect) of the owners' standing, the evidence the
@@ -92,7 +91,7 @@ from fedcurate.data.corruption import corrupted_owners
 from fedcurate.data.federation import Federation, OwnerData
 from fedcurate.io import atomic_write_json, atomic_write_text
 from fedcurate.models import build_model
-from simulations import bench_valuation
+from simulations import bench_valuation, curator_plots
 from simulations.inprocess import InProcessGrid
 from simulations.runner import PROJECT_DIR, run_simulation
 
@@ -237,21 +236,14 @@ def cell_of(record: Mapping[str, Any]) -> Cell:
 def arms_of(cell: Cell, baselines: str) -> tuple[str, ...]:
     """The arms run in ``cell``.
 
-    ``baselines="all"``: every arm everywhere. ``"targets"`` (the affordable
-    default): the curator and the clean-only run everywhere, plain FedAvg in
-    every cell without DP, the curator with the ``weight`` policy in the cells
-    of the accuracy target, the robust strategies there without DP.
+    ``baselines="all"``: every arm everywhere. ``"targets"`` (the default):
+    the curator, the clean-only run and plain FedAvg everywhere; the curator
+    with the ``weight`` policy and the robust strategies in the cells of the
+    accuracy target.
     """
-    if baselines == "all":
+    if baselines == "all" or accuracy_target_cell(cell):
         return ARMS
-    arms = ["curated", "clean"]
-    if cell.privacy == "none":
-        arms.append("fedavg")
-    if accuracy_target_cell(cell):
-        arms.append("weighted")
-    if accuracy_target_cell(cell) and cell.privacy == "none":
-        arms += ROBUST
-    return tuple(arms)
+    return ("curated", "clean", "fedavg")
 
 
 # ------------------------------------------------------------------------- runs
@@ -930,6 +922,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| {a['target']} | {_fmt(a['measured'])} | {a['goal']} | {a['verdict']} |"
         for a in report["acceptance"]
     ]
+    out += [f"\n![{name}]({name})" for name in report.get("plots", [])]
     out += exclusion_markdown(report["cells"])
     out += ["", "## Cells (mean over seeds)", ""]
     gap_arms = list(BASELINES)
@@ -1149,6 +1142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.docs is not None or not args.no_checks:
         docs = args.docs or PROJECT_DIR / "docs"
         stem = "curator_benchmark_quick" if args.quick else "curator_benchmark"
+        report["plots"] = [p.name for p in curator_plots.draw(records, ROBUST, docs, stem)]
         atomic_write_json(docs / f"{stem}.json", report)
         atomic_write_text(docs / f"{stem}.md", render_markdown(report))
     return 0

@@ -11,6 +11,7 @@ import pytest
 from fedcurate.config import compose_config
 from fedcurate.data.corruption import corrupted_owners
 from simulations.bench_curator import (
+    ROBUST,
     Cell,
     RunCache,
     acceptance,
@@ -152,6 +153,9 @@ def test_a_partial_grid_without_checks_is_reported_as_such() -> None:
     assert "Partial grid: 1 of its 120 cells" in markdown
     assert "| digits/dirichlet/label_noise_10/0.4/none | 0.800 | 0.900 | 0.700 |" in markdown
     assert "Estimators vs exact Shapley" not in markdown
+    assert "![" not in markdown
+    with_plots = render_markdown(report | {"plots": ["curator_benchmark_auroc.png"]})
+    assert "![curator_benchmark_auroc.png](curator_benchmark_auroc.png)" in with_plots
 
 
 def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
@@ -181,8 +185,10 @@ def test_each_policy_gets_its_own_accuracy_verdicts() -> None:
 def test_the_weight_policy_runs_where_the_accuracy_target_is_measured() -> None:
     target = Cell("breast_cancer", "iid", "sign_flip", 0.4, "dp_sgd")
     assert cell_of(cell_record(target, [], {})) == target
-    assert "weighted" in arms_of(target, "targets")
-    assert "weighted" not in arms_of(replace(target, fraction=0.2), "targets")
+    assert {"weighted", *ROBUST} <= set(arms_of(target, "targets"))
+    other = arms_of(replace(target, fraction=0.2), "targets")
+    assert "fedavg" in other
+    assert not {"weighted", *ROBUST} & set(other)
     spec = arm_spec(target, "weighted", seed=0, rounds=5)
     assert spec.curated
     assert "curator.policy=weight" in spec.overrides
