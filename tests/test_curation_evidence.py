@@ -11,6 +11,7 @@ from fedcurate.config import CuratorConfig
 from fedcurate.curation.evidence import (
     EVIDENCE_CLIP,
     Observation,
+    alarm,
     mean_standing,
     round_standing,
     standings,
@@ -78,6 +79,16 @@ def test_a_bad_term_is_not_offset_by_good_ones() -> None:
     assert standing["shrinks"].terms["credit"] > 0
     assert sum(standing["shrinks"].terms.values()) > 0  # a plain sum would clear it
     assert standing["shrinks"].total < -1.0
+
+
+def test_breadth_and_credit_weigh_less_only_beside_the_plaintext_signals() -> None:
+    """How broadly an update helps drops with heterogeneity too; alone, credit keeps its weight."""
+    clean = {"label_quality": 0.0, "sharpening": 0.0, "breadth": 0.0}
+    assert alarm({"credit": -4.0, **clean}) == pytest.approx(-2.0)
+    assert alarm({"credit": 0.0, **clean, "breadth": -4.0}) == pytest.approx(-1.0)
+    assert alarm({"credit": 0.0, **clean, "label_quality": -4.0}) == pytest.approx(-4.0)
+    assert alarm({"credit": -4.0}) == pytest.approx(-4.0)
+    assert alarm({"credit": -4.0, "sharpening_projection": 2.0}) == pytest.approx(-3.8)
 
 
 def test_a_screened_update_gets_the_lowest_standing_and_leaves_the_reference() -> None:

@@ -13,7 +13,7 @@ MAD) among the round's participants whose update was not screened, clipped to
 ``±EVIDENCE_CLIP`` so that one freak round cannot decide alone; a term not
 measured for an owner counts 0. The terms are combined asymmetrically,
 
-    alarm = Σ_k min(z_k, 0) + POSITIVE_WEIGHT · Σ_k max(z_k, 0),
+    alarm = Σ_k a_k · min(z_k, 0) + POSITIVE_WEIGHT · Σ_k max(z_k, 0),
 
 and the standing is the owner's alarm minus the median participant's (not
 rescaled: one term's z-score keeps its meaning when it is the only one, as
@@ -27,6 +27,21 @@ heterogeneity, which mostly lowers credit while the data signals stay clean,
 does not add up to an alarm. A screened update gets the lowest standing,
 ``-EVIDENCE_CLIP``: it carries no data of its owner.
 
+The alarm weights ``a_k`` (:data:`ALARM_WEIGHTS`, 1 unless listed) are lower for
+the two terms that measure how *broadly* an update helps, which heterogeneity
+lowers as well: honest owners with a skewed label mix pull the model towards
+their own classes, so their credit is low, and their local models improve few
+validation examples, so their breadth is low. On non-IID digits under DP,
+breadth is even inverted: label-noise owners improve more examples than honest
+ones. Re-scoring the cached observations of the curator benchmark's runs with
+credit counted at half and breadth at a quarter raised the mean detection AUROC
+from 0.922 to 0.927 without DP and from 0.875 to 0.886 with DP (and, on held-out
+seeds 3-5 of the 40 %-bad cells, from 0.950 to 0.954 and from 0.865 to 0.884);
+the low marks of label quality and sharpening carry the weight that credit and
+breadth lose there. So the weights apply only where those plaintext signals are
+measured: credit alone, or beside the encrypted sharpening projection, keeps its
+full weight.
+
 Why per round and relative: rounds differ in scale (early rounds move the model
 far, late ones barely; DP noise varies), so raw values from different rounds do
 not add up, but a participant's place among the round's participants does.
@@ -39,6 +54,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fedcurate.curation.quality import SIGNALS
+
 #: Largest size of one evidence term in one round (robust standard deviations).
 EVIDENCE_CLIP = 5.0
 #: Factors turning a median / mean absolute deviation into a normal standard deviation.
@@ -46,6 +63,8 @@ MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
 #: How much a good mark in one term offsets a bad mark in another (see above).
 POSITIVE_WEIGHT = 0.1
+#: Weight of a term's bad mark in the alarm, 1 unless listed (see above).
+ALARM_WEIGHTS = {"credit": 0.5, "breadth": 0.25}
 
 
 @dataclass(frozen=True)
@@ -122,8 +141,16 @@ def _clipped(scores: Mapping[str, float]) -> dict[str, float]:
 
 
 def alarm(terms: Mapping[str, float]) -> float:
-    """``Σ min(z, 0) + POSITIVE_WEIGHT · Σ max(z, 0)`` over one owner's terms."""
-    return sum(min(z, 0.0) + POSITIVE_WEIGHT * max(z, 0.0) for z in terms.values())
+    """``Σ a_k min(z_k, 0) + POSITIVE_WEIGHT · Σ max(z_k, 0)`` over one owner's terms.
+
+    ``a_k`` is :data:`ALARM_WEIGHTS` when the plaintext signals are among the
+    terms, 1 otherwise (see the module doc).
+    """
+    weights = ALARM_WEIGHTS if set(SIGNALS) <= set(terms) else {}
+    return sum(
+        weights.get(name, 1.0) * min(z, 0.0) + POSITIVE_WEIGHT * max(z, 0.0)
+        for name, z in terms.items()
+    )
 
 
 def round_standing(observations: Mapping[str, Observation]) -> dict[str, Standing]:
