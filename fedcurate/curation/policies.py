@@ -129,14 +129,14 @@ def weight_policy(
     """
     decisions = {}
     for name, weight in base_weights.items():
-        relatives = _relatives(history[name])
+        valued_rounds = len(history[name])
         screen = round_screen(history[name][-1])
         if screen is not None:
             decisions[name] = OwnerDecision(0.0, screen)
-        elif len(relatives) < config.warmup_rounds:
+        elif valued_rounds < config.warmup_rounds:
             multiplier = config.newcomer_weight
             reason = (
-                f"newcomer ({len(relatives)} of {config.warmup_rounds} warm-up rounds): "
+                f"newcomer ({valued_rounds} of {config.warmup_rounds} warm-up rounds): "
                 f"multiplier {multiplier:g}"
             )
             decisions[name] = OwnerDecision(weight * multiplier, reason)
