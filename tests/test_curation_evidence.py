@@ -189,25 +189,53 @@ def test_harm_excludes_even_with_clean_fits() -> None:
     assert all(decisions[f"h{i}"].included for i in range(6))
 
 
-def test_an_uphill_owner_is_excluded_even_when_its_harm_is_small() -> None:
-    """Slightly harmful every round: pointing uphill excludes, pointing sideways does not."""
-    rng = np.random.default_rng(2)
-    history = {
+def honest_owners(rng: np.random.Generator, rounds: int) -> dict[str, list[Observation]]:
+    """Seven owners that help, pointing downhill, over rounds 1 .. ``rounds``."""
+    return {
         f"h{i}": [
             Observation(r, 1.0 + 0.8 * rng.normal(), labelled(3.0), alignment=0.4)
-            for r in range(1, 11)
+            for r in range(1, rounds + 1)
         ]
         for i in range(7)
     }
-    for name, alignment in (("uphill", -0.6), ("sideways", -0.1)):
+
+
+def test_an_uphill_owner_is_excluded_even_when_its_harm_is_small() -> None:
+    """Slightly harmful every round: pointing uphill excludes, pointing sideways does not."""
+    rng = np.random.default_rng(2)
+    history = honest_owners(rng, 10)
+    sideways = [0.1, -0.2] * 5
+    for name, alignments in (("uphill", [-0.6] * 10), ("sideways", sideways)):
         history[name] = [
             Observation(r, -0.3 + 0.02 * rng.normal(), labelled(3.0), alignment=alignment)
-            for r in range(1, 11)
+            for r, alignment in enumerate(alignments, start=1)
         ]
     decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
     assert not decisions["uphill"].included
     assert "descent alignment -0.60" in decisions["uphill"].reason
     assert decisions["sideways"].included
+
+
+def test_a_record_that_hurts_and_points_uphill_sits_out_until_it_recovers() -> None:
+    """DP shrinks a sign flip's alignment far below the uphill threshold; its sign stays."""
+    rng = np.random.default_rng(3)
+    history = honest_owners(rng, 3)
+    history["flipped"] = [
+        Observation(r, -0.4 + 0.3 * rng.normal(), labelled(3.0), alignment=-0.05 + 0.01 * r)
+        for r in range(1, 4)
+    ]
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert not decisions["flipped"].included
+    assert decisions["flipped"].reason.startswith("suspended this round")
+    assert all(decisions[f"h{i}"].included for i in range(7))
+    # Helpful updates pointing downhill bring it back.
+    for r in range(4, 8):
+        history["flipped"].append(Observation(r, 1.5, labelled(3.0), alignment=0.4))
+        for i in range(7):
+            history[f"h{i}"].append(Observation(r, 1.0, labelled(3.0), alignment=0.4))
+    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    assert decisions["flipped"].included
+    assert decisions["flipped"].reason.startswith("kept")
 
 
 def test_a_steeply_uphill_update_is_left_out_of_its_round_before_any_record() -> None:
