@@ -482,6 +482,18 @@ def mean_standing(result: Mapping[str, Any], rounds: int | None = None) -> dict[
     }
 
 
+def mean_alignment(result: Mapping[str, Any], owners: Iterable[str]) -> float | None:
+    """Mean descent alignment over the rounds of ``owners`` it was measured in (``None``: never)."""
+    observations = result.get("observations", {})
+    alignments = [
+        o["alignment"]
+        for name in owners
+        for o in observations.get(name, [])
+        if o["alignment"] is not None
+    ]
+    return float(np.mean(alignments)) if alignments else None
+
+
 def curated_metrics(result: Mapping[str, Any]) -> dict[str, float | None]:
     """Detection and exclusion numbers of one curated run."""
     corrupted = set(result["corruption"])
@@ -489,6 +501,8 @@ def curated_metrics(result: Mapping[str, Any]) -> dict[str, float | None]:
     excluded = set(result["excluded"])
     shares = result["reward_shares"]
     return {
+        "alignment_benign": mean_alignment(result, benign),
+        "alignment_bad": mean_alignment(result, corrupted),
         "auroc_early": detection_auroc(mean_standing(result, EARLY_ROUND), corrupted),
         "auroc": detection_auroc(mean_standing(result), corrupted),
         "auroc_values": detection_auroc(cumulative_credit(result), corrupted),
@@ -516,7 +530,15 @@ def cell_record(
     record: dict[str, Any] = {"cell": cell.name, **vars(cell), "seeds": list(seeds)}
     curated = [results[("curated", s)] for s in seeds if ("curated", s) in results]
     per_seed = [curated_metrics(r) for r in curated]
-    for key in ("auroc_early", "auroc", "auroc_values", "benign_excluded", "bad_excluded"):
+    for key in (
+        "auroc_early",
+        "auroc",
+        "auroc_values",
+        "benign_excluded",
+        "bad_excluded",
+        "alignment_benign",
+        "alignment_bad",
+    ):
         record[key] = mean_or_none(m[key] for m in per_seed)
     if cell.corruption.startswith("free_rider"):
         record["free_rider_share_max"] = max(
@@ -924,6 +946,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     out += [f"\n![{name}]({name})" for name in report.get("plots", [])]
     out += exclusion_markdown(report["cells"])
+    out += alignment_markdown(report["cells"])
     out += ["", "## Cells (mean over seeds)", ""]
     gap_arms = list(BASELINES)
     header = [
@@ -991,6 +1014,35 @@ def exclusion_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
                 f"{_fmt(mean_or_none(r['bad_excluded'] for r in attacks))} | "
                 f"{_fmt(mean_or_none(r['bad_excluded'] for r in corrupted))} |"
             )
+    return out
+
+
+def alignment_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Descent alignment of honest and sign-flipped updates (mean over the sign-flip cells)."""
+    flips = [r for r in records if r["corruption"] == "sign_flip"]
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for r in flips:
+        if r.get("alignment_bad") is not None:
+            groups.setdefault((r["dataset"], r["partition"], r["privacy"]), []).append(r)
+    if not groups:
+        return []
+    out = [
+        "",
+        "## Descent alignment in the sign-flip cells (mean over cells)",
+        "",
+        "`cos(Δ_i, -∇L_val)` over the owner-rounds it was measured in. DP noise pulls every "
+        "update's alignment towards 0, but not its sign: the `exclude` policy suspends an "
+        "owner whose record hurts and whose alignment is below 0 by a one-sided t-test.",
+        "",
+        "| dataset | partition | privacy | honest owners | sign flips |",
+        "|---|---|---|---|---|",
+    ]
+    for (dataset, partition, privacy), cells in groups.items():
+        out.append(
+            f"| {dataset} | {partition} | {privacy} | "
+            f"{_fmt(mean_or_none(r['alignment_benign'] for r in cells))} | "
+            f"{_fmt(mean_or_none(r['alignment_bad'] for r in cells))} |"
+        )
     return out
 
 

@@ -15,12 +15,14 @@ from simulations.bench_curator import (
     Cell,
     RunCache,
     acceptance,
+    alignment_markdown,
     arm_spec,
     arms_of,
     cell_of,
     cell_record,
     detection_auroc,
     exclusion_markdown,
+    mean_alignment,
     render_markdown,
     run_with_offline_owners,
     twin_check,
@@ -166,6 +168,30 @@ def test_the_exclusion_table_separates_attacks_from_data_corruptions() -> None:
     records = [cell("sign_flip", 0.1, 1.0), cell("label_noise_10", 0.0, 0.2)]
     rows = [line for line in exclusion_markdown(records) if line.startswith("| digits")]
     assert rows == ["| digits | none | 0.050 | 1.000 | 0.200 |"]
+
+
+def test_the_alignment_table_contrasts_honest_and_flipped_updates() -> None:
+    def observed(*alignments: float | None) -> list[dict[str, float | None]]:
+        return [{"alignment": a} for a in alignments]
+
+    result = {"observations": {"h": observed(0.06, 0.04, None), "f": observed(-0.05, -0.07)}}
+    assert mean_alignment(result, ["h"]) == pytest.approx(0.05)
+    assert mean_alignment(result, ["f"]) == pytest.approx(-0.06)
+    assert mean_alignment({"observations": {"h": observed(None)}}, ["h"]) is None
+
+    def cell(corruption: str, privacy: str, bad: float | None) -> dict[str, object]:
+        record = _record("digits", privacy, 1.0, 0.0) | {"corruption": corruption}
+        return record | {"alignment_benign": 0.05, "alignment_bad": bad}
+
+    records = [
+        cell("sign_flip", "dp_sgd", -0.04),
+        cell("sign_flip", "dp_sgd", -0.06),
+        cell("label_flip", "dp_sgd", 0.02),
+        cell("sign_flip", "none", None),
+    ]
+    rows = [line for line in alignment_markdown(records) if line.startswith("| digits")]
+    assert rows == ["| digits | dirichlet | dp_sgd | 0.050 | -0.050 |"]
+    assert alignment_markdown(records[2:]) == []
 
 
 def test_each_policy_gets_its_own_accuracy_verdicts() -> None:
