@@ -1019,10 +1019,9 @@ def exclusion_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def alignment_markdown(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Descent alignment of honest and sign-flipped updates (mean over the sign-flip cells)."""
-    flips = [r for r in records if r["corruption"] == "sign_flip"]
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for r in flips:
-        if r.get("alignment_bad") is not None:
+    for r in records:
+        if r["corruption"] == "sign_flip" and r.get("alignment_bad") is not None:
             groups.setdefault((r["dataset"], r["partition"], r["privacy"]), []).append(r)
     if not groups:
         return []

@@ -77,10 +77,15 @@ def _relatives(observations: Sequence[Observation]) -> np.ndarray:
     return np.array([o.relative for o in observations], dtype=np.float64)
 
 
+def _alignments(observations: Sequence[Observation]) -> np.ndarray:
+    """Descent alignments of the rounds they were measured in."""
+    return np.array([o.alignment for o in observations if o.alignment is not None])
+
+
 def _mean_alignment(observations: Sequence[Observation]) -> float | None:
     """Mean descent alignment over the rounds it was measured in (``None``: never)."""
-    alignments = [o.alignment for o in observations if o.alignment is not None]
-    return float(np.mean(alignments)) if alignments else None
+    alignments = _alignments(observations)
+    return float(alignments.mean()) if alignments.size else None
 
 
 def round_screen(latest: Observation) -> str | None:
@@ -219,7 +224,7 @@ class HarmEvidence:
         """The evidence of one owner: its observations and their standings."""
         totals = np.array([s.total for s in per_round], dtype=np.float64)
         relatives = _relatives(observations)
-        alignments = np.array([o.alignment for o in observations if o.alignment is not None])
+        alignments = _alignments(observations)
         names = sorted({k for s in per_round for k in s.terms}, key=lambda k: (k != "credit", k))
         return HarmEvidence(
             rounds=len(per_round),
