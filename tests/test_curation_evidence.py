@@ -238,20 +238,24 @@ def test_a_record_that_hurts_and_points_uphill_sits_out_until_it_recovers() -> N
     assert decisions["flipped"].reason.startswith("kept")
 
 
-def test_a_steeply_uphill_update_is_left_out_of_its_round_before_any_record() -> None:
+@pytest.mark.parametrize("policy", ["weight", "exclude"])
+def test_an_uphill_update_is_left_out_of_its_round_before_any_record(policy: str) -> None:
+    """Without a record, an update at the (not steep) uphill threshold already sits out."""
     history = {
         f"h{i}": [Observation(1, 1.0 + 0.1 * i, labelled(3.0), alignment=0.3)] for i in range(5)
     }
-    history["flipped"] = [Observation(1, -1.0, labelled(3.0), alignment=-0.9)]
+    history["flipped"] = [Observation(1, -1.0, labelled(3.0), alignment=-0.35)]
     history["sideways"] = [Observation(1, 0.1, labelled(3.0), alignment=-0.2)]
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide(policy, history, dict.fromkeys(history, 1.0), CONFIG)
     assert not decisions["flipped"].included
-    assert "steeply uphill (descent alignment -0.90" in decisions["flipped"].reason
+    assert "uphill, before its owner has a record (descent alignment -0.35" in (
+        decisions["flipped"].reason
+    )
     assert decisions["sideways"].included
     # Its next update, pointing downhill, is judged on the whole record again.
     history["flipped"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
     for i in range(5):
         history[f"h{i}"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
     history["sideways"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide(policy, history, dict.fromkeys(history, 1.0), CONFIG)
     assert decisions["flipped"].included

@@ -162,9 +162,12 @@ def test_weight_policy_floors_caps_and_newcomers() -> None:
 @pytest.mark.parametrize("policy", ["weight", "exclude"])
 def test_screened_and_steeply_uphill_updates_are_left_out_of_their_round(policy: str) -> None:
     """A floored weight would still let a sign flip subtract; the next round judges anew."""
-    owners = {f"h{i}": [Observation(r, 1.0, alignment=0.4) for r in (1, 2)] for i in range(4)}
-    owners["flipped"] = [Observation(1, 0.8, alignment=0.3), Observation(2, -1.5, alignment=-0.7)]
-    owners["replay"] = [Observation(1, 0.9), Observation(2, 0.0, screened=True)]
+    rounds = range(1, CONFIG.warmup_rounds + 1)
+    owners = {f"h{i}": [Observation(r, 1.0, alignment=0.4) for r in rounds] for i in range(4)}
+    owners["flipped"] = [Observation(r, 0.8, alignment=0.3) for r in rounds[:-1]]
+    owners["flipped"].append(Observation(rounds[-1], -1.5, alignment=-0.7))
+    owners["replay"] = [Observation(r, 0.9) for r in rounds[:-1]]
+    owners["replay"].append(Observation(rounds[-1], 0.0, screened=True))
     decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
     assert decisions["flipped"].weight == 0.0
     assert "steeply uphill (descent alignment -0.70" in decisions["flipped"].reason
@@ -172,7 +175,7 @@ def test_screened_and_steeply_uphill_updates_are_left_out_of_their_round(policy:
     assert "public information" in decisions["replay"].reason
     assert all(decisions[f"h{i}"].included for i in range(4))
     for observations in owners.values():
-        observations.append(Observation(3, 1.0, alignment=0.4))
+        observations.append(Observation(rounds[-1] + 1, 1.0, alignment=0.4))
     decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
     assert decisions["flipped"].included
     assert decisions["replay"].included
