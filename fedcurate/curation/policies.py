@@ -91,6 +91,11 @@ def _mean_alignment(observations: Sequence[Observation]) -> float | None:
     return float(alignments.mean()) if alignments.size else None
 
 
+def _newcomer(observations: Sequence[Observation], config: CuratorConfig) -> bool:
+    """Whether the owner is still in its warm-up: fewer than ``warmup_rounds`` valued rounds."""
+    return len(observations) < config.warmup_rounds
+
+
 def round_screen(latest: Observation, newcomer: bool) -> str | None:
     """Why an owner's update of this round is left out of it, or ``None``.
 
@@ -152,14 +157,14 @@ def weight_policy(
     """
     decisions = {}
     for name, weight in base_weights.items():
-        valued_rounds = len(history[name])
-        screen = round_screen(history[name][-1], valued_rounds < config.warmup_rounds)
+        newcomer = _newcomer(history[name], config)
+        screen = round_screen(history[name][-1], newcomer)
         if screen is not None:
             decisions[name] = OwnerDecision(0.0, screen)
-        elif valued_rounds < config.warmup_rounds:
+        elif newcomer:
             multiplier = config.newcomer_weight
             reason = (
-                f"newcomer ({valued_rounds} of {config.warmup_rounds} warm-up rounds): "
+                f"newcomer ({len(history[name])} of {config.warmup_rounds} warm-up rounds): "
                 f"multiplier {multiplier:g}"
             )
             decisions[name] = OwnerDecision(weight * multiplier, reason)
@@ -333,7 +338,7 @@ def exclude_policy(
     established = {
         name: HarmEvidence.of(observations, per_round[name])
         for name, observations in history.items()
-        if len(observations) >= config.warmup_rounds
+        if not _newcomer(observations, config)
     }
     # Bonferroni over both tests of every owner under test (not just this round's
     # participants): with partial participation the whole federation is the family.
