@@ -238,6 +238,27 @@ def test_a_record_that_hurts_and_points_uphill_sits_out_until_it_recovers() -> N
     assert decisions["flipped"].reason.startswith("kept")
 
 
+@pytest.mark.parametrize(("quality", "suspended"), [(3.0, True), (4.0, False)])
+def test_an_owner_whose_local_models_fit_well_is_not_suspended(
+    quality: float, suspended: bool
+) -> None:
+    """Uphill but clean (an unusual labelling function) stays at the floor; unclean sits out."""
+    rng = np.random.default_rng(4)
+    history = honest_owners(rng, 5)
+    history["unusual"] = [
+        Observation(r, -0.3 + 0.1 * rng.normal(), labelled(quality), alignment=-0.1)
+        for r in range(1, 6)
+    ]
+    decision = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)["unusual"]
+    assert decision.included is not suspended
+    if suspended:
+        assert decision.reason.startswith("suspended this round")
+    else:
+        assert decision.weight == pytest.approx(CONFIG.weight_floor)
+        assert decision.reason.startswith("kept at the floor weight")
+        assert "unusual, not corrupted" in decision.reason
+
+
 @pytest.mark.parametrize("policy", ["weight", "exclude"])
 def test_an_uphill_update_is_left_out_of_its_round_before_any_record(policy: str) -> None:
     """Without a record, an update at the (not steep) uphill threshold already sits out."""

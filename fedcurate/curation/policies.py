@@ -16,7 +16,8 @@ so a resumed run decides exactly as an uninterrupted one.
   relative to each round's other participants, see
   :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others',
   or whose updates confidently harm; until then, an owner whose record hurts and
-  points uphill sits out the round.
+  points uphill sits out the round, or, when its local models confidently fit
+  well (unusual, not corrupted), stays in at the floor weight.
 * ``reputation``: a decaying beta reputation with quarantine and readmission.
 
 ``weight`` and ``exclude`` also leave out of its round an update that
@@ -50,8 +51,14 @@ HELP_EFFECT = 0.25
 #: vetoes an exclusion rather than imposing one).
 HELP_CONFIDENCE = 0.95
 #: An owner not (yet) excluded sits out a round while its record hurts and its
-#: updates point uphill at this one-sided confidence (see :func:`exclude_policy`).
+#: updates point uphill at this one-sided confidence (see :func:`exclude_policy`) ...
 SUSPENSION_CONFIDENCE = 0.95
+#: ... unless its local models fit their best validation examples better than the
+#: median participant's (mean label-quality term above 0) at this confidence: then
+#: it stays in at the floor weight.
+CLEAN_CONFIDENCE = 0.95
+#: The data signal that tells clean data (see :mod:`fedcurate.curation.quality`).
+LABEL_QUALITY = "label_quality"
 #: An update this far uphill is left out of its own round, whatever its owner's
 #: record: honest updates reach it in about 3 of 1,000 owner-rounds of the curator
 #: benchmark without DP (never with DP), sign flips in 80 % of theirs. Before an
@@ -225,6 +232,9 @@ class HarmEvidence:
     uphill_p : float or None
         One-sided t-test p-value of "the mean descent alignment is below 0"
         (``None`` when measured in fewer than two rounds).
+    clean_p : float
+        One-sided t-test p-value of "the mean label-quality term is above 0"
+        (1 when label quality was measured in fewer than two rounds).
     """
 
     rounds: int
@@ -236,6 +246,7 @@ class HarmEvidence:
     helpful_p: float
     alignment: float | None
     uphill_p: float | None
+    clean_p: float
 
     @staticmethod
     def of(observations: Sequence[Observation], per_round: Sequence[Standing]) -> HarmEvidence:
@@ -244,6 +255,9 @@ class HarmEvidence:
         relatives = _relatives(observations)
         alignments = _alignments(observations)
         names = sorted({k for s in per_round for k in s.terms}, key=lambda k: (k != "credit", k))
+        label_quality = np.array(
+            [s.terms[LABEL_QUALITY] for s in per_round if LABEL_QUALITY in s.terms]
+        )
         return HarmEvidence(
             rounds=len(per_round),
             standing=float(totals.mean()),
@@ -254,6 +268,7 @@ class HarmEvidence:
             helpful_p=below_zero_p(-relatives),
             alignment=_mean_alignment(observations),
             uphill_p=below_zero_p(alignments) if len(alignments) > 1 else None,
+            clean_p=below_zero_p(-label_quality) if len(label_quality) > 1 else 1.0,
         )
 
     @property
@@ -267,13 +282,23 @@ class HarmEvidence:
         return self.alignment is not None and self.alignment <= -UPHILL_ALIGNMENT
 
     @property
-    def suspended(self) -> bool:
+    def hurts_uphill(self) -> bool:
         """Whether its record so far hurts and its updates point uphill, however slightly."""
         return (
             self.relative < 0.0
             and self.uphill_p is not None
             and self.uphill_p < 1.0 - SUSPENSION_CONFIDENCE
         )
+
+    @property
+    def clean(self) -> bool:
+        """Whether its local models confidently fit their best examples better than the median."""
+        return self.clean_p < 1.0 - CLEAN_CONFIDENCE
+
+    @property
+    def suspended(self) -> bool:
+        """Whether it sits out the round: it hurts uphill and its data do not look clean."""
+        return self.hurts_uphill and not self.clean
 
 
 def below_zero_p(values: np.ndarray) -> float:
@@ -328,8 +353,22 @@ def exclude_policy(
     alignment (a sign flip's to about -0.05 on digits), so a fixed uphill
     threshold cannot see it, but its sign is consistent from round to round. On
     the curator benchmark this keeps sign flips and label flips from holding the
-    model back while exclusion waits, at a few more false exclusions of benign
-    but skewed owners (numbers in the README).
+    model back while exclusion waits.
+
+    Benign heterogeneity can point uphill too: on Synthetic(1, 1) every device
+    has its own labelling function, so an honest device's update can raise the
+    loss on the validation mix from round to round. Its data are clean, though:
+    its local models fit the examples that resemble its data better than the
+    median participant's, while corrupted labels keep a loss floor (and the sign
+    flips this rule exists for fit worse than the median owner on the benchmark
+    when first suspended). So an owner whose mean label-quality term is above 0
+    by a one-sided t-test at ``CLEAN_CONFIDENCE`` is not suspended but kept at
+    the floor weight (``weight_floor`` times its reported weight, as the
+    ``weight`` policy holds a low-credit owner): its data stay in the model, its
+    uphill updates barely move it. Exclusion still applies. On the curator
+    benchmark, kept at full weight instead, such owners cost accuracy on
+    non-IID digits (their updates hurt the pooled test set as they hurt the
+    validation mix); at the floor weight they did not.
 
     The decision is re-taken each round from all evidence so far, so more
     rounds only sharpen it.
@@ -384,6 +423,14 @@ def _exclusion_decision(
             "it returns once its record no longer says so"
         )
         return OwnerDecision(0.0, f"{why}; {summary}")
+    if evidence.hurts_uphill:
+        why = (
+            f"kept at the floor weight: its record hurts and points uphill (p = "
+            f"{evidence.uphill_p:.2g}), but its local models fit their best examples better than "
+            f"the median owner's (p = {evidence.clean_p:.2g} for a mean label-quality term above "
+            "0): unusual, not corrupted"
+        )
+        return OwnerDecision(weight * config.weight_floor, f"{why}; {summary}")
     if far_below:
         why = (
             f"far below the other owners, but its updates confidently help "
