@@ -169,7 +169,13 @@ def test_screened_and_steeply_uphill_updates_are_left_out_of_their_round(policy:
     owners["replay"] = [Observation(r, 0.9) for r in rounds[:-1]]
     owners["replay"].append(Observation(rounds[-1], 0.0, screened=True))
     decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
-    assert decisions["flipped"].weight == 0.0
+    # Past warm-up, exclude lets the record judge the owner and holds the update
+    # at the floor; weight zeroes it.
+    floored = policy == "exclude"
+    assert decisions["flipped"].weight == (CONFIG.weight_floor if floored else 0.0)
+    assert decisions["flipped"].reason.startswith(
+        "kept at the floor weight this round" if floored else "excluded this round"
+    )
     assert "steeply uphill (descent alignment -0.70" in decisions["flipped"].reason
     assert decisions["replay"].weight == 0.0
     assert "public information" in decisions["replay"].reason
