@@ -38,6 +38,7 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from fedcurate.config import CuratorConfig
 from fedcurate.curation.evidence import History, Observation, Standing, standings
+from fedcurate.curation.quality import LABEL_QUALITY
 
 #: Harm that excludes on credit alone: a mean relative value this far below 0 undoes
 #: as much as an average owner adds (relative values have mean magnitude 1).
@@ -59,8 +60,6 @@ SUSPENSION_CONFIDENCE = 0.95
 #: median participant's (mean label-quality term above 0) at this confidence: then
 #: it stays in at the floor weight.
 CLEAN_CONFIDENCE = 0.95
-#: The data signal that tells clean data (see :mod:`fedcurate.curation.quality`).
-LABEL_QUALITY = "label_quality"
 #: An update this far uphill is left out of its own round (``exclude`` holds it at
 #: the floor weight instead when its owner's record keeps the owner): on the
 #: curator benchmark without DP honest updates reach it in 6.5 of 1,000
@@ -115,14 +114,16 @@ def round_screen(latest: Observation, newcomer: bool) -> str | None:
     change): it carries no data of its owner. An update that points steeply
     uphill (descent alignment at most ``-STEEP_UPHILL_ALIGNMENT``) would undo
     other owners' progress before the record can judge its owner; a floored
-    weight would still let it subtract. A newcomer (``newcomer``: still in its
-    warm-up rounds) has no record at all, and in the first rounds, far from any
-    optimum, every honest owner's data lowers the validation loss: its update
-    sits out already at ``-UPHILL_ALIGNMENT``. On the curator benchmark without
-    DP, honest updates of rounds 1-3 reach that in 1 of 1,512 owner-rounds on
-    digits, none on breast cancer and 2.5 % on Synthetic(1,1); sign flips in
-    85 %, where the steep threshold let a non-IID digits sign flip at -0.35
-    into the first rounds.
+    weight would still let it subtract (``exclude``, once the owner has a
+    record, lets the record judge instead, see :func:`exclude_policy`). A
+    newcomer (``newcomer``: still in its warm-up rounds) has no record at all,
+    and in the first rounds, far from any optimum, every honest owner's data
+    lowers the validation loss: its update sits out already at
+    ``-UPHILL_ALIGNMENT``. On the curator benchmark without DP, honest updates
+    of rounds 1-3 reach that in 1 of 1,512 owner-rounds on digits, none on
+    breast cancer and 2.5 % on Synthetic(1,1); sign flips in 85 %, where the
+    steep threshold let a non-IID digits sign flip at -0.35 into the first
+    rounds.
     """
     if latest.screened:
         return "excluded this round: its update is public information, no data of its own"
@@ -404,15 +405,8 @@ def exclude_policy(
     for name, weight in base_weights.items():
         latest = history[name][-1]
         if name in established and not latest.screened:
-            decision = _exclusion_decision(weight, established[name], alpha, config)
-            steep = _uphill(latest, newcomer=False)
-            if steep is not None and decision.included:
-                reason = f"kept at the floor weight this round: {steep}; its record keeps it"
-                decision = OwnerDecision(weight * config.weight_floor, reason)
-            decisions[name] = decision
-            continue
-        screen = round_screen(latest, name not in established)
-        if screen is not None:
+            decisions[name] = _record_decision(weight, latest, established[name], alpha, config)
+        elif (screen := round_screen(latest, name not in established)) is not None:
             decisions[name] = OwnerDecision(0.0, screen)
         else:
             reason = (
@@ -421,6 +415,22 @@ def exclude_policy(
             )
             decisions[name] = OwnerDecision(weight, reason)
     return decisions
+
+
+def _record_decision(
+    weight: float,
+    latest: Observation,
+    evidence: HarmEvidence,
+    alpha: float,
+    config: CuratorConfig,
+) -> OwnerDecision:
+    """An established owner's decision; a steeply uphill ``latest`` update it keeps is floored."""
+    decision = _exclusion_decision(weight, evidence, alpha, config)
+    steep = _uphill(latest, newcomer=False)
+    if steep is None or not decision.included:
+        return decision
+    reason = f"kept at the floor weight this round: {steep}; its record keeps it"
+    return OwnerDecision(weight * config.weight_floor, reason)
 
 
 def _exclusion_decision(

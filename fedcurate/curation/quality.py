@@ -53,8 +53,10 @@ from fedcurate.curation.rounds import RoundUpdates, cosine
 FIT_FRACTION = 0.1
 #: Fit floors below this count as perfect (the log stays finite).
 PERFECT_FIT = 1e-12
+#: The signal that tells clean data from corrupted labels (see above).
+LABEL_QUALITY = "label_quality"
 #: The signals :func:`data_signals` measures, in order.
-SIGNALS = ("label_quality", "sharpening", "breadth")
+SIGNALS = (LABEL_QUALITY, "sharpening", "breadth")
 #: The signal of the encrypted path (see :func:`sharpening_direction`).
 ENCRYPTED_SIGNAL = "sharpening_projection"
 
@@ -108,7 +110,7 @@ def data_signals(
         update = np.asarray(updates.updates[name], dtype=np.float64)
         losses = evaluator.example_losses(updates.global_weights + update)
         signals[name] = {
-            "label_quality": -float(np.log(max(fit_floor(losses), PERFECT_FIT))),
+            LABEL_QUALITY: -float(np.log(max(fit_floor(losses), PERFECT_FIT))),
             "sharpening": sharpening(update, updates.global_weights, mask),
             "breadth": float(np.mean(losses < start_losses)),
         }
