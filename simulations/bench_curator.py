@@ -162,6 +162,8 @@ TARGET_AUROC_NOISY_DIRICHLET = 0.90
 TARGET_ACCURACY_GAP = 0.01
 TARGET_FALSE_EXCLUSION_SYNTHETIC = 0.05
 TARGET_TWIN_GAP = 0.10
+#: Seeds over which the twin check's spread is also reported (the target uses the grid's).
+TWIN_SPREAD_SEEDS = tuple(range(10))
 TARGET_FREE_RIDER_SHARE = 0.01
 TARGET_ENCRYPTED_RELATIVE = 1e-4
 
@@ -426,7 +428,7 @@ def compact_result(
         "final_accuracy": summary["final"]["accuracy"],
         "corruption": summary["corruption"],
         "owners": [owner_name(i) for i in range(int(summary["num_clients"]))],
-        "credit_per_round": {name: [o.relative for o in obs] for name, obs in history.items()},
+        "credit": dict((ledger or {}).get("cumulative", {})),
         "standing_per_round": standing_per_round(history),
         # Kept so that other ways of weighing the evidence can be studied on cached runs.
         "observations": {name: [asdict(o) for o in obs] for name, obs in history.items()},
@@ -467,11 +469,9 @@ def detection_auroc(scores: Mapping[str, float], corrupted: Iterable[str]) -> fl
     return float(roc_auc_score(labels, [-scores[name] for name in names]))
 
 
-def cumulative_credit(result: Mapping[str, Any], rounds: int | None = None) -> dict[str, float]:
-    """Owner -> sum of its relative values over its first ``rounds`` valued rounds (all: None)."""
-    return {
-        name: float(sum(values[:rounds])) for name, values in result["credit_per_round"].items()
-    }
+def cumulative_credit(result: Mapping[str, Any]) -> dict[str, float]:
+    """Owner -> its cumulative credit at the end of the run (the ledger's, values alone)."""
+    return {name: float(credit) for name, credit in result["credit"].items()}
 
 
 def mean_standing(result: Mapping[str, Any], rounds: int | None = None) -> dict[str, float]:
@@ -844,7 +844,10 @@ def extra_checks(
 ) -> dict[str, Any]:
     """The estimator, fairness and encryption checks, with their acceptance lines."""
     estimators = estimator_check([0] if quick else seeds, quick)
-    twins = [twin_check(seed, 3 if quick else NUM_ROUNDS) for seed in seeds]
+    twin_seeds = sorted({*seeds, *([] if quick else TWIN_SPREAD_SEEDS)})
+    by_seed = {seed: twin_check(seed, 3 if quick else NUM_ROUNDS) for seed in twin_seeds}
+    twins = [by_seed[seed] for seed in seeds]
+    spread = None if quick else twin_spread([by_seed[seed] for seed in TWIN_SPREAD_SEEDS])
     with tempfile.TemporaryDirectory() as directory:
         encrypted = encrypted_first_order_gap(Path(directory))
     encrypted["detection"] = encrypted_detection(seeds, rounds, cache, scratch, quick)
@@ -864,7 +867,24 @@ def extra_checks(
             TARGET_TWIN_GAP,
         ),
     ]
-    return {"estimators": estimators, "twins": twins, "encrypted": encrypted, "lines": lines}
+    return {
+        "estimators": estimators,
+        "twins": twins,
+        "twin_spread": spread,
+        "encrypted": encrypted,
+        "lines": lines,
+    }
+
+
+def twin_spread(twins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How the twins' value gap spreads over seeds (it is SGD noise: one seed says little)."""
+    gaps = [t["relative_gap"] for t in twins]
+    return {
+        "seeds": [t["seed"] for t in twins],
+        "median_gap": float(np.median(gaps)),
+        "max_gap": max(gaps),
+        "seeds_above_target": sum(gap > TARGET_TWIN_GAP for gap in gaps),
+    }
 
 
 # ------------------------------------------------------------------------ driver
@@ -1079,11 +1099,25 @@ def _estimator_markdown(checks: Mapping[str, Any]) -> list[str]:
             for t in twins
         )
         + ".",
+        *_twin_spread_markdown(checks.get("twin_spread")),
         "",
         f"first_order under CKKS vs plaintext: {encrypted['values_compared']} values, largest "
         f"relative difference {encrypted['max_relative_difference']:.1e}.",
     ]
     return out
+
+
+def _twin_spread_markdown(spread: Mapping[str, Any] | None) -> list[str]:
+    if not spread:
+        return []
+    seeds = spread["seeds"]
+    return [
+        "",
+        f"Over seeds {seeds[0]}-{seeds[-1]} the twins' gap has median "
+        f"{_fmt(spread['median_gap'])} and maximum {_fmt(spread['max_gap'])}; "
+        f"{spread['seeds_above_target']} of {len(seeds)} seeds are above "
+        f"{TARGET_TWIN_GAP:g}.",
+    ]
 
 
 def _encrypted_detection_markdown(

@@ -11,17 +11,24 @@ from fedcurate.curation.ledger import (
     OwnerRecord,
     RoundRecord,
     relative_values,
+    round_weights,
 )
 
 
-def round_record(server_round: int, relatives: dict[str, float]) -> RoundRecord:
+def round_record(
+    server_round: int,
+    relatives: dict[str, float],
+    scale: float = 0.01,
+    utility: str = "accuracy",
+) -> RoundRecord:
+    """A round whose values are ``scale`` times ``relatives`` (in ``utility``'s unit)."""
     owners = {
         name: OwnerRecord(
-            value=0.01 * r, relative=r, weight=1.0, included=True, reason="kept", score=None
+            value=scale * r, relative=r, weight=1.0, included=True, reason="kept", score=None
         )
         for name, r in relatives.items()
     }
-    return RoundRecord(server_round, "exact_shapley", "accuracy", 1024, "note", owners)
+    return RoundRecord(server_round, "exact_shapley", utility, 1024, "note", owners)
 
 
 def test_relative_values_are_shares_of_an_equal_split() -> None:
@@ -56,10 +63,35 @@ def test_cumulative_credit_and_reward_shares() -> None:
     assert ledger.reward_shares() == {}
     ledger.record(round_record(1, {"a": 1.5, "b": 0.5, "rider": -1.0}))
     ledger.record(round_record(2, {"a": 1.0, "b": 1.0, "rider": 0.0}))
-    assert ledger.cumulative() == {"a": 2.5, "b": 1.5, "rider": -1.0}
+    # Mean |value| 0.01 and 0.02 / 3: the rounds count 1.2 and 0.8 times an average one.
+    assert ledger.cumulative() == {
+        "a": pytest.approx(1.5 * 1.2 + 1.0 * 0.8),
+        "b": pytest.approx(0.5 * 1.2 + 1.0 * 0.8),
+        "rider": pytest.approx(-1.0 * 1.2),
+    }
     shares = ledger.reward_shares()
-    assert shares == {"a": pytest.approx(2.5 / 4), "b": pytest.approx(1.5 / 4), "rider": 0.0}
+    assert shares == {"a": pytest.approx(2.6 / 4), "b": pytest.approx(1.4 / 4), "rider": 0.0}
     assert sum(shares.values()) == pytest.approx(1.0)
     nobody = ContributionLedger()
     nobody.record(round_record(1, {"a": -1.0, "b": 0.0}))
     assert nobody.reward_shares() == {"a": 0.5, "b": 0.5}
+
+
+def test_rounds_count_by_the_value_they_handed_out_within_their_utility() -> None:
+    ledger = ContributionLedger()
+    # Accuracy rounds: a late one hands out a tenth of the value of an early one.
+    ledger.record(round_record(1, {"a": 1.0, "b": 1.0}, scale=0.1))
+    ledger.record(round_record(2, {"a": -1.0, "b": 1.0}, scale=0.01))
+    # Loss rounds (GTG-Shapley's fallback) are scaled among themselves, whatever their unit.
+    ledger.record(round_record(3, {"a": 1.0, "b": 1.0}, scale=50.0, utility="loss"))
+    ledger.record(round_record(4, {"a": 1.0, "b": -1.0}, scale=50.0, utility="loss"))
+    accuracy_weights = (0.1 / 0.055, 0.01 / 0.055)
+    credit = ledger.cumulative()
+    assert credit["a"] == pytest.approx(accuracy_weights[0] - accuracy_weights[1] + 2.0)
+    assert credit["b"] == pytest.approx(sum(accuracy_weights) + 0.0)
+    assert credit["a"] > credit["b"]  # a's harmful round handed out little value
+    assert round_weights(ledger.rounds) == pytest.approx([*accuracy_weights, 1.0, 1.0])
+    nothing = ContributionLedger()
+    nothing.record(round_record(1, {"a": 0.0, "b": 0.0}))
+    assert round_weights(nothing.rounds) == [0.0]
+    assert nothing.cumulative() == {"a": 0.0, "b": 0.0}
