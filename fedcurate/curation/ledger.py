@@ -13,10 +13,11 @@ decides on.
 
 Cumulative credit does not give every round the same total: a round counts by
 the value it handed out, its *scale* ``Σ_j |φ_j| / n`` relative to the mean
-scale of the run's rounds in the same utility (:func:`round_weights`). So an
-owner's credit is the sum of its values in each utility, in units of that
-utility's average round (the multi-round sum of GTG-Shapley, Liu et al., ACM
-TIST 2022, made unit-free). Late rounds, whose updates barely move the model,
+scale of the run's rounds with the same method and utility
+(:func:`round_weights`). So an owner's credit is the sum of its values in each
+utility (a screened update's positive value withheld), in units of that
+utility's average round: the multi-round sum of GTG-Shapley (Liu et al., ACM
+TIST 2022), made unit-free. Late rounds, whose updates barely move the model,
 hand out little value, mostly SGD noise; counted as full rounds they would
 decide the credit. On the curator benchmark's owners holding identical data
 (IID digits, 15 rounds, seeds 0-9), the median gap between the twins' credit
