@@ -1115,8 +1115,7 @@ def _twin_spread_markdown(spread: Mapping[str, Any] | None) -> list[str]:
         "",
         f"Over seeds {seeds[0]}-{seeds[-1]} the twins' gap has median "
         f"{_fmt(spread['median_gap'])} and maximum {_fmt(spread['max_gap'])}; "
-        f"{spread['seeds_above_target']} of {len(seeds)} seeds are above "
-        f"{TARGET_TWIN_GAP:g}.",
+        f"seeds above {TARGET_TWIN_GAP:g}: {spread['seeds_above_target']} of {len(seeds)}.",
     ]
 
 
