@@ -13,7 +13,13 @@ from fedcurate.reporting.compare import compare_runs
 from fedcurate.reporting.report import fmt
 from simulations.runner import run_simulation
 
-ARGS = ["num_clients=4", "num_rounds=3", "train.local_epochs=1", "corruption=label_noise"]
+ARGS = [
+    "num_clients=4",
+    "num_rounds=3",
+    "train.local_epochs=1",
+    "corruption=label_noise",
+    "curator=first_order",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,11 @@ def test_report_numbers_match_the_summary(finished_run: Path) -> None:
         assert f"| {owner} | {kind} |" in markdown
     for image in ("accuracy_loss", "owner_accuracy", "bytes"):
         assert f"(plots/{image}.png)" in markdown
+    curator = summary["curator"]
+    assert len(curator["reward_shares"]) == 4
+    for owner, share in curator["reward_shares"].items():
+        credit = fmt(curator["values"][owner])
+        assert f"| {owner} | {credit} | {fmt(share)} |" in markdown
 
 
 def test_html_report_is_self_contained(finished_run: Path) -> None:

@@ -145,7 +145,14 @@ def _curator(summary: dict[str, Any]) -> list[Block]:
         value_rows = tuple(
             (name, fmt(values.get(name)), fmt(share)) for name, share in sorted(shares.items())
         )
-        blocks.append(Table(("owner", "cumulative value", "reward share"), value_rows))
+        blocks.append(
+            Text(
+                "Credit: each owner's values summed over its rounds, in shares of an equal "
+                "split of an average round (a round counts by the value it handed out); "
+                "reward shares follow positive credit."
+            )
+        )
+        blocks.append(Table(("owner", "credit", "reward share"), value_rows))
     return blocks
 
 
