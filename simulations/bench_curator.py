@@ -62,6 +62,7 @@ interrupted grid continues where it stopped and baselines are computed once.
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import functools
 import hashlib
@@ -80,6 +81,7 @@ import numpy as np
 import torch
 from flwr.app import Error, Message, MessageType
 from flwr.common.constant import ErrorCode
+from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from fedcurate.config import Config, compose_config
@@ -293,15 +295,46 @@ def arm_spec(cell: Cell, arm: str, seed: int, rounds: int) -> RunSpec:
 def curation_fingerprint() -> str:
     """Hash of the curation code, curator presets and config schema (the curator's defaults).
 
-    Curated runs are redone when it changes.
+    Curated runs are redone when it changes. Each file counts by what can change
+    a run (:func:`behaviour`), so editing a docstring or a comment keeps the cache.
     """
     digest = hashlib.sha256()
     roots = [PROJECT_DIR / "fedcurate" / "curation", PROJECT_DIR / "conf" / "curator"]
     sources = [p for root in roots for p in root.glob("*") if p.suffix in {".py", ".yaml"}]
     for path in sorted([*sources, PROJECT_DIR / "fedcurate" / "config.py"]):
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        digest.update(behaviour(path).encode())
     return digest.hexdigest()[:16]
+
+
+#: Python nodes whose body may hold docstrings.
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def behaviour(path: Path) -> str:
+    """``path`` without docstrings, comments and layout.
+
+    A YAML file counts by its data, a Python file by its syntax tree without the
+    string statements (docstrings) of modules, classes and functions. The tree's
+    dump depends on the Python version: a new interpreter recomputes the cache once.
+    """
+    text = path.read_text()
+    if path.suffix == ".yaml":
+        return json.dumps(OmegaConf.to_container(OmegaConf.create(text)), sort_keys=True)
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        if isinstance(node, DOCUMENTED):
+            code = [statement for statement in node.body if not _is_string_statement(statement)]
+            node.body = code or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _is_string_statement(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 class RunCache:

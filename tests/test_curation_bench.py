@@ -18,6 +18,7 @@ from simulations.bench_curator import (
     alignment_markdown,
     arm_spec,
     arms_of,
+    behaviour,
     cell_of,
     cell_record,
     detection_auroc,
@@ -237,3 +238,24 @@ def test_the_twin_check_tells_update_noise_from_its_amplification() -> None:
     twins = twin_check(seed=1, rounds=3)
     assert all(value > 0.0 for value in twins["values"])
     assert 0.0 < twins["score_gap"] < twins["relative_gap"] / 2
+
+
+def test_the_cache_fingerprint_ignores_docstrings_comments_and_layout(tmp_path: Path) -> None:
+    code = tmp_path / "policy.py"
+    code.write_text('"""Module."""\n\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    reference = behaviour(code)
+    code.write_text(
+        '"""Reworded."""\n\ndef f(x):\n    """Other."""\n    # why\n    return (x + 1)\n'
+    )
+    assert behaviour(code) == reference
+    code.write_text('"""Module."""\n\n\ndef f(x):\n    """Doc."""\n    return x + 2\n')
+    assert behaviour(code) != reference
+    code.write_text('def f(x):\n    """Doc only."""\n')
+    assert "Pass" in behaviour(code)
+    preset = tmp_path / "curator.yaml"
+    preset.write_text("# comment\nname: exclude\nweight_floor: 0.1\n")
+    reference = behaviour(preset)
+    preset.write_text("weight_floor: 0.10  # reworded\nname: exclude\n")
+    assert behaviour(preset) == reference
+    preset.write_text("name: exclude\nweight_floor: 0.2\n")
+    assert behaviour(preset) != reference
