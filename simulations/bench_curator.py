@@ -48,8 +48,9 @@ writes ``docs/curator_benchmark.json`` and ``docs/curator_benchmark.md``
 also for a partial grid or without the checks, the report then saying which
 command made it and that its acceptance lines cover the cells run). Every
 finished run is cached under ``outputs/bench/curator/`` keyed by its overrides
-(curated runs also by a fingerprint of the curation code and its config), so an
-interrupted grid continues where it stopped and baselines are computed once.
+(curated runs also by a fingerprint of the curation code and its config, docstrings
+and comments left out), so an interrupted grid continues where it stopped and
+baselines are computed once.
 
     fedcurate bench curator --quick                       # CI smoke grid, ~2 min
     fedcurate bench curator                               # the full grid (hours)
