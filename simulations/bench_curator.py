@@ -517,11 +517,15 @@ def mean_standing(result: Mapping[str, Any], rounds: int | None = None) -> dict[
 
 
 def mean_alignment(result: Mapping[str, Any], owners: Iterable[str]) -> float | None:
-    """Mean descent alignment over the rounds of ``owners`` it was measured in (``None``: never)."""
+    """Mean descent alignment over the rounds of ``owners`` it was measured in (``None``: never).
+
+    Owners are taken in sorted order: the sum then does not depend on the order
+    of a set, so a rerun gives the same number to the last bit.
+    """
     observations = result.get("observations", {})
     alignments = [
         o["alignment"]
-        for name in owners
+        for name in sorted(owners)
         for o in observations.get(name, [])
         if o["alignment"] is not None
     ]
