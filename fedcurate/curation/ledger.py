@@ -31,7 +31,7 @@ what a run writes to ``ledger.json``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,9 +42,14 @@ from fedcurate.curation.evidence import Observation, mean_standing
 STATE_VERSION = 2
 
 
+def total_magnitude(values: Iterable[float]) -> float:
+    """``Σ_j |φ_j|``: what relative values divide by, and the size of a round's credit."""
+    return sum(abs(float(v)) for v in values)
+
+
 def relative_values(values: Mapping[str, float]) -> dict[str, float]:
     """``n φ_i / Σ_j |φ_j|`` per owner (all 0 when every value is 0)."""
-    scale = sum(abs(float(v)) for v in values.values())
+    scale = total_magnitude(values.values())
     if scale == 0.0:
         return dict.fromkeys(values, 0.0)
     return {name: len(values) * float(v) / scale for name, v in values.items()}
@@ -128,19 +133,19 @@ def round_weights(rounds: Sequence[RoundRecord]) -> list[float]:
     are grouped by method and utility, whose units they share. A group whose
     values are all 0 weighs 0 (its relative values are 0 anyway).
     """
+    units = [(entry.method, entry.utility) for entry in rounds]
     scales = [
-        sum(abs(o.value) for o in entry.owners.values()) / max(len(entry.owners), 1)
+        total_magnitude(o.value for o in entry.owners.values()) / max(len(entry.owners), 1)
         for entry in rounds
     ]
     by_unit: dict[tuple[str, str], list[float]] = {}
-    for entry, scale in zip(rounds, scales, strict=True):
-        by_unit.setdefault((entry.method, entry.utility), []).append(scale)
+    for unit, scale in zip(units, scales, strict=True):
+        by_unit.setdefault(unit, []).append(scale)
     means = {unit: float(np.mean(group)) for unit, group in by_unit.items()}
-    weights = []
-    for entry, scale in zip(rounds, scales, strict=True):
-        mean = means[(entry.method, entry.utility)]
-        weights.append(scale / mean if mean else 0.0)
-    return weights
+    return [
+        scale / means[unit] if means[unit] else 0.0
+        for unit, scale in zip(units, scales, strict=True)
+    ]
 
 
 class ContributionLedger:
