@@ -168,7 +168,8 @@ class CuratorConfig:
     exclusion_outlier_threshold: float = 3.0
     weight_floor: float = 0.1
     weight_cap: float = 1.0
-    newcomer_weight: float = 1.0
+    # ``weight`` policy: a newcomer's multiplier floor (its credit takes at most half).
+    warmup_floor: float = 0.5
     reputation_decay: float = 0.9
     quarantine_below: float = 0.2
     readmit_above: float = 0.4

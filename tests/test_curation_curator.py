@@ -152,6 +152,7 @@ def test_curator_config_is_checked() -> None:
         (CuratorConfig(name="loo", policy="ban"), "curator.policy"),
         (CuratorConfig(name="loo", quarantine_below=0.9), "curator.quarantine_below"),
         (CuratorConfig(name="loo", weight_floor=0.5, weight_cap=0.2), "curator.weight_cap"),
+        (CuratorConfig(name="loo", warmup_floor=0.05), "curator.warmup_floor"),
     ]:
         with pytest.raises(ConfigError, match=key):
             Curator(bad, model, federation.validation)

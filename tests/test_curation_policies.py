@@ -155,8 +155,21 @@ def test_weight_policy_floors_caps_and_newcomers() -> None:
     assert decisions["sideways"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
     assert decisions["harmful"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
     assert "floored" in decisions["harmful"].reason
-    assert decisions["newbie"].weight == pytest.approx(2.0 * CONFIG.newcomer_weight)
+    assert decisions["newbie"].weight == pytest.approx(2.0 * CONFIG.warmup_floor)
     assert "newcomer" in decisions["newbie"].reason
+
+
+def test_weight_policy_lets_a_newcomers_credit_take_at_most_part_of_its_weight() -> None:
+    """First values are noisy: a newcomer is floored higher, and never zeroed by its record."""
+    owners = history(helpful=[1.5], middling=[0.7], diluting=[-0.8, -0.4])
+    owners["uphill"] = [Observation(r, -0.5, alignment=-0.2) for r in (1, 2)]
+    decisions = decide("weight", owners, dict.fromkeys(owners, 2.0), CONFIG)
+    assert CONFIG.weight_floor < CONFIG.warmup_floor < 0.7 < CONFIG.weight_cap
+    assert decisions["helpful"].weight == pytest.approx(2.0 * CONFIG.weight_cap)
+    assert decisions["middling"].weight == pytest.approx(2.0 * 0.7)
+    for name in ("diluting", "uphill"):
+        assert decisions[name].weight == pytest.approx(2.0 * CONFIG.warmup_floor)
+        assert f"floored at {CONFIG.warmup_floor:g}" in decisions[name].reason
 
 
 @pytest.mark.parametrize("policy", ["weight", "exclude"])

@@ -11,7 +11,7 @@ so a resumed run decides exactly as an uninterrupted one.
 * ``none``: weights as reported.
 * ``weight``: ``p_i`` times the owner's mean relative value, floored and
   capped (credit takes weight away, never adds beyond ``p_i``), 0 for a record
-  that hurts and points uphill, a neutral multiplier for newcomers.
+  that hurts and points uphill; a newcomer's floor is higher.
 * ``exclude``: leave out owners whose standing (credit and data-quality signals
   relative to each round's other participants, see
   :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others',
@@ -157,12 +157,17 @@ def no_policy(
 def weight_policy(
     history: History, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
-    """``p_i * clip(mean relative value, weight_floor, weight_cap)``; newcomer: ``newcomer_weight``.
+    """``p_i * clip(mean relative value, floor, weight_cap)``; a newcomer's floor is higher.
 
-    An owner with fewer than ``warmup_rounds`` valued rounds is a newcomer: it
-    has not had the chance to earn credit, so it is weighted like an average
-    contributor (multiplier ``newcomer_weight``) rather than by its first, noisy
-    values. The mean (not the sum) of relative values is used so that an owner
+    An owner with fewer than ``warmup_rounds`` valued rounds is a newcomer: its
+    first values are noisy (a skewed owner's first updates can look harmful), so
+    its multiplier is floored at ``warmup_floor`` rather than ``weight_floor``:
+    credit takes at most half of its weight by default. Kept at full weight
+    instead, label-flipping owners under DP pulled the model their way for the
+    three warm-up rounds, which it did not recover from; with the floor as low
+    as past warm-up, skewed non-IID owners were held down on their first noisy
+    values (curator benchmark, see ``CuratorConfig.warmup_floor``). The zero
+    weight below needs a record. The mean (not the sum) of relative values is used so that an owner
     sampled in fewer rounds is not penalised for it. The floor keeps owners that
     help little in the aggregate (a skewed label mix still teaches its classes);
     an owner whose mean credit is negative *and* whose updates point uphill on
@@ -181,15 +186,23 @@ def weight_policy(
         if screen is not None:
             decisions[name] = OwnerDecision(0.0, screen)
         elif newcomer:
-            multiplier = config.newcomer_weight
-            reason = (
-                f"newcomer ({len(history[name])} of {config.warmup_rounds} warm-up rounds): "
-                f"multiplier {multiplier:g}"
-            )
-            decisions[name] = OwnerDecision(weight * multiplier, reason)
+            decisions[name] = _warmup_weight(weight, history[name], config)
         else:
             decisions[name] = _credit_weight(weight, history[name], config)
     return decisions
+
+
+def _warmup_weight(
+    weight: float, observations: Sequence[Observation], config: CuratorConfig
+) -> OwnerDecision:
+    """The ``weight`` policy's decision for a newcomer: its credit floored at ``warmup_floor``."""
+    mean = float(_relatives(observations).mean())
+    multiplier, bound = _clipped_multiplier(mean, config.warmup_floor, config.weight_cap)
+    reason = (
+        f"newcomer ({len(observations)} of {config.warmup_rounds} warm-up rounds): mean "
+        f"relative value {mean:+.3f}, multiplier {multiplier:.3f}{bound}"
+    )
+    return OwnerDecision(weight * multiplier, reason)
 
 
 def _credit_weight(
@@ -205,18 +218,21 @@ def _credit_weight(
             f"{alignment:+.2f} over {len(relatives)} rounds: its updates hurt, weight 0"
         )
         return OwnerDecision(0.0, reason)
-    multiplier = min(max(mean, config.weight_floor), config.weight_cap)
-    if mean < config.weight_floor:
-        bound = " (floored)"
-    elif mean > config.weight_cap:
-        bound = " (capped)"
-    else:
-        bound = ""
+    multiplier, bound = _clipped_multiplier(mean, config.weight_floor, config.weight_cap)
     reason = (
         f"mean relative value {mean:+.3f} over {len(relatives)} rounds: "
         f"multiplier {multiplier:.3f}{bound}"
     )
     return OwnerDecision(weight * multiplier, reason)
+
+
+def _clipped_multiplier(mean: float, floor: float, cap: float) -> tuple[float, str]:
+    """``clip(mean, floor, cap)`` and which bound, if any, applied (for the reason)."""
+    if mean < floor:
+        return floor, f" (floored at {floor:g})"
+    if mean > cap:
+        return cap, " (capped)"
+    return mean, ""
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,11 @@ def check_curator_config(config: CuratorConfig) -> None:
     _require(config.exclusion_outlier_threshold >= 0.0, "exclusion_outlier_threshold", ">= 0")
     _require(config.weight_floor >= 0.0, "weight_floor", "must be >= 0")
     _require(config.weight_cap >= config.weight_floor, "weight_cap", "must be >= weight_floor")
-    _require(config.newcomer_weight > 0.0, "newcomer_weight", "must be > 0")
+    _require(
+        config.weight_floor <= config.warmup_floor <= config.weight_cap,
+        "warmup_floor",
+        "need weight_floor <= warmup_floor <= weight_cap",
+    )
     _require(0.0 <= config.reputation_decay <= 1.0, "reputation_decay", "must be in [0, 1]")
     _require(
         0.0 <= config.quarantine_below <= config.readmit_above <= 1.0,
