@@ -267,12 +267,14 @@ class RunSpec:
         return any(o.startswith("curator=") and o != "curator=none" for o in self.overrides)
 
 
-def arm_spec(cell: Cell, arm: str, seed: int, rounds: int) -> RunSpec:
-    """The run of ``arm`` in ``cell`` for ``seed``."""
+def arm_spec(
+    cell: Cell, arm: str, seed: int, rounds: int, curator_overrides: Sequence[str] = ()
+) -> RunSpec:
+    """The run of ``arm`` in ``cell`` for ``seed`` (a curated arm with ``curator_overrides``)."""
     base = cell.overrides(seed, rounds)
     bad = cell.bad_owners
     extra: dict[str, list[str]] = {
-        **CURATED_ARMS,
+        **{arm: [*curator, *curator_overrides] for arm, curator in CURATED_ARMS.items()},
         "fedavg": ["strategy=fedavg"],
         "krum": ["strategy=krum", f"strategy.num_malicious={bad}"],
         "multikrum": [
@@ -952,13 +954,24 @@ def run_cell(
     rounds: int,
     cache: RunCache,
     scratch: Path,
+    curator_overrides: Sequence[str] = (),
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Every (arm, seed) run of ``cell``, from the cache or freshly run."""
     return {
-        (arm, seed): cached_run(arm_spec(cell, arm, seed, rounds), cache, scratch)
+        (arm, seed): cached_run(
+            arm_spec(cell, arm, seed, rounds, curator_overrides), cache, scratch
+        )
         for arm in arms
         for seed in seeds
     }
+
+
+def curator_override(text: str) -> str:
+    """``--curator-override`` argument: a Hydra override of a ``curator.`` setting."""
+    key, equals, _ = text.partition("=")
+    if not key.startswith("curator.") or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not curator.KEY=VALUE")
+    return text
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -1217,7 +1230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the JSON and markdown go (default docs/, written only when the checks ran)",
     )
     parser.add_argument("--no-checks", action="store_true", help="skip estimator/fairness/crypto")
+    parser.add_argument(
+        "--curator-override",
+        type=curator_override,
+        nargs="+",
+        default=[],
+        metavar="curator.KEY=VALUE",
+        help="curator settings of the curated arms, to compare one against the default",
+    )
     args = parser.parse_args(argv)
+    if args.curator_override and not args.no_checks:
+        parser.error("--curator-override changes the grid's curated arms only: add --no-checks")
     torch.set_num_threads(1)
     started = time.perf_counter()
     seeds = args.seeds or ([0] if args.quick else list(SEEDS))
@@ -1231,7 +1254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for cell in cells:
         arms = [a for a in arms_of(cell, args.baselines) if not args.arms or a in args.arms]
         results = run_cell(
-            cell, arms=arms, seeds=seeds, rounds=rounds, cache=cache, scratch=args.cache
+            cell,
+            arms=arms,
+            seeds=seeds,
+            rounds=rounds,
+            cache=cache,
+            scratch=args.cache,
+            curator_overrides=args.curator_override,
         )
         for result in results.values():
             key = json.dumps([result["overrides"], result["offline"]])
@@ -1254,7 +1283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "seeds": seeds,
         "rounds": rounds,
-        "curator": CURATOR,
+        "curator": [*CURATOR, *args.curator_override],
         "wall_seconds": time.perf_counter() - started,
         "run_seconds": sum(run_seconds.values()),
         "acceptance": lines,

@@ -23,6 +23,7 @@ from simulations.bench_curator import (
     cell_record,
     detection_auroc,
     exclusion_markdown,
+    main,
     mean_alignment,
     render_markdown,
     run_with_offline_owners,
@@ -219,6 +220,22 @@ def test_the_weight_policy_runs_where_the_accuracy_target_is_measured() -> None:
     spec = arm_spec(target, "weighted", seed=0, rounds=5)
     assert spec.curated
     assert "curator.policy=weight" in spec.overrides
+
+
+def test_curator_overrides_change_the_curated_arms_only(tmp_path: Path) -> None:
+    """What ``--curator-override`` compares: the same grid, another curator setting."""
+    cell = Cell("digits", "iid", "label_flip", 0.4, "dp_sgd")
+    setting = ("curator.warmup_floor=0.1",)
+    for arm in ("curated", "weighted"):
+        spec = arm_spec(cell, arm, 0, 5, setting)
+        assert spec.overrides == (*arm_spec(cell, arm, 0, 5).overrides, *setting)
+        compose_config(list(spec.overrides))
+    for arm in ("clean", *ROBUST):
+        assert arm_spec(cell, arm, 0, 5, setting) == arm_spec(cell, arm, 0, 5)
+    with pytest.raises(SystemExit):
+        main(["--no-checks", "--curator-override", "strategy=krum"])
+    with pytest.raises(SystemExit):
+        main(["--cache", str(tmp_path), "--curator-override", "curator.warmup_floor=0.1"])
 
 
 def test_a_cell_reports_how_far_apart_its_seeds_end() -> None:
