@@ -161,15 +161,17 @@ def weight_policy(
 
     An owner with fewer than ``warmup_rounds`` valued rounds is a newcomer: its
     first values are noisy (a skewed owner's first updates can look harmful), so
-    its multiplier is floored at ``warmup_floor`` rather than ``weight_floor``:
-    credit takes at most half of its weight by default. Kept at full weight
-    instead, label-flipping owners under DP pulled the model their way for the
-    three warm-up rounds, which it did not recover from; with the floor as low
-    as past warm-up, skewed non-IID owners were held down on their first noisy
-    values (curator benchmark, see ``CuratorConfig.warmup_floor``). The zero
-    weight below needs a record. The mean (not the sum) of relative values is used so that an owner
-    sampled in fewer rounds is not penalised for it. The floor keeps owners that
-    help little in the aggregate (a skewed label mix still teaches its classes);
+    its multiplier is floored at ``warmup_floor`` rather than ``weight_floor``
+    (by default its credit takes at most half its weight), and the zero weight
+    below waits for a record. On the curator benchmark's 40 %-bad cells, kept at
+    full weight, label-flipping owners under DP pulled the model their way for
+    the three warm-up rounds and it did not recover (IID digits: 2 points below
+    clean-only); floored as low as past warm-up, skewed non-IID owners were held
+    down on their first values (non-IID digits: up to 5 points lower; the
+    README's ``--curator-override curator.warmup_floor`` comparison). The mean
+    (not the sum) of relative values is used so that an owner sampled in fewer
+    rounds is not penalised for it. The floor keeps owners that help little in
+    the aggregate (a skewed label mix still teaches its classes);
     an owner whose mean credit is negative *and* whose updates point uphill on
     average (mean descent alignment below 0; plaintext only) gets weight 0
     instead, as a floored sign flip would still subtract. The cap (default 1, an
