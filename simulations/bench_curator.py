@@ -274,7 +274,7 @@ def arm_spec(
     base = cell.overrides(seed, rounds)
     bad = cell.bad_owners
     extra: dict[str, list[str]] = {
-        **{arm: [*curator, *curator_overrides] for arm, curator in CURATED_ARMS.items()},
+        **{name: [*curator, *curator_overrides] for name, curator in CURATED_ARMS.items()},
         "fedavg": ["strategy=fedavg"],
         "krum": ["strategy=krum", f"strategy.num_malicious={bad}"],
         "multikrum": [
