@@ -33,7 +33,7 @@ Each cell (everything but the seed) runs, per seed:
 Per cell (mean over seeds): detection AUROC (corrupted owners are the
 positives, lower = more suspect) of the owners' standing, the evidence the
 ``exclude`` policy decides on (credit and data-quality signals relative to each
-round's participants, ``fedcurate.curation.evidence``), after round 3 and at
+round's participants, and the uphill record, ``fedcurate.curation.evidence``), after round 3 and at
 the end, and of their cumulative credit (the values alone); the share of benign owners
 excluded at the end (false exclusions) and of bad owners excluded; the largest
 reward share of a free rider; final test accuracy and its gap to every
@@ -86,8 +86,8 @@ from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from fedcurate.config import Config, compose_config
-from fedcurate.curation import ContributionLedger, Curator, ValidationEvaluator
-from fedcurate.curation.evidence import History, standings
+from fedcurate.curation import ContributionLedger, Curator, ValidationEvaluator, evidence
+from fedcurate.curation.evidence import History, Observation
 from fedcurate.curation.ledger import STATE_VERSION as LEDGER_STATE_VERSION
 from fedcurate.data import build_federation, owner_name
 from fedcurate.data.corruption import corrupted_owners
@@ -465,7 +465,6 @@ def compact_result(
         "corruption": summary["corruption"],
         "owners": [owner_name(i) for i in range(int(summary["num_clients"]))],
         "credit": dict((ledger or {}).get("cumulative", {})),
-        "standing_per_round": standing_per_round(history),
         # Kept so that other ways of weighing the evidence can be studied on cached runs.
         "observations": {name: [asdict(o) for o in obs] for name, obs in history.items()},
         "reward_shares": curator.get("reward_shares", {}),
@@ -482,14 +481,6 @@ def ledger_history(ledger: Mapping[str, Any] | None) -> History:
     restored = ContributionLedger()
     restored.load_state_dict({"version": LEDGER_STATE_VERSION, "rounds": ledger["rounds"]})
     return restored.history()
-
-
-def standing_per_round(history: History) -> dict[str, list[float]]:
-    """Owner -> its standing in each of its rounds (the ``exclude`` policy's evidence)."""
-    return {
-        name: [standing.total for standing in per_round]
-        for name, per_round in standings(history).items()
-    }
 
 
 # ---------------------------------------------------------------------- metrics
@@ -511,11 +502,12 @@ def cumulative_credit(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 def mean_standing(result: Mapping[str, Any], rounds: int | None = None) -> dict[str, float]:
-    """Owner -> mean standing over its first ``rounds`` valued rounds (all: None)."""
-    return {
-        name: float(np.mean(values[:rounds]))
-        for name, values in result["standing_per_round"].items()
+    """Owner -> the ledger's mean standing after its first ``rounds`` valued rounds (all: None)."""
+    history = {
+        name: [Observation(**observation) for observation in observations[:rounds]]
+        for name, observations in result["observations"].items()
     }
+    return evidence.mean_standing(history)
 
 
 def mean_alignment(result: Mapping[str, Any], owners: Iterable[str]) -> float | None:

@@ -15,6 +15,7 @@ from fedcurate.curation.evidence import (
     mean_standing,
     round_standing,
     standings,
+    uphill_records,
 )
 from fedcurate.curation.ledger import ContributionLedger, OwnerRecord, RoundRecord
 from fedcurate.curation.policies import decide
@@ -156,6 +157,7 @@ def test_the_ledger_keeps_signals_and_reports_standing() -> None:
                 weight=1.0,
                 included=True,
                 reason="r",
+                score=v - 1.2,
                 signals=None if q is None else labelled(q),
                 screen="replay" if name == "c" else None,
             )
@@ -165,6 +167,9 @@ def test_the_ledger_keeps_signals_and_reports_standing() -> None:
     history = ledger.history()
     assert history["a"][0].signals == {"label_quality": 2.0}
     assert history["c"][0].screened
+    # The direction of an update whose alignment was not measured (encrypted): its score's.
+    assert history["a"][0].uphill is False
+    assert history["b"][0].uphill is True
     report = ledger.report()
     assert report["standing"]["c"] == -EVIDENCE_CLIP
     assert report["standing"]["a"] > report["standing"]["b"]
@@ -280,3 +285,54 @@ def test_an_uphill_update_is_left_out_of_its_round_before_any_record(policy: str
     history["sideways"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
     decisions = decide(policy, history, dict.fromkeys(history, 1.0), CONFIG)
     assert decisions["flipped"].included
+
+
+def uphill_history(
+    pattern: Sequence[bool], owners: int = 10, rounds: int = 15, encrypted: bool = False
+) -> dict[str, list[Observation]]:
+    """``owners - 1`` honest owners (always downhill) and ``suspect``, uphill where ``pattern``."""
+
+    def observation(server_round: int, uphill: bool) -> Observation:
+        direction = -0.2 if uphill else 0.3
+        if encrypted:
+            return Observation(server_round, 1.0, score=direction)
+        return Observation(server_round, 1.0, alignment=direction, score=None)
+
+    history = {
+        f"h{i}": [observation(r, False) for r in range(1, rounds + 1)] for i in range(owners - 1)
+    }
+    history["suspect"] = [observation(r, up) for r, up in enumerate(pattern, start=1)]
+    return history
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_an_owner_uphill_round_after_round_has_an_uphill_record(encrypted: bool) -> None:
+    """Alignment in plaintext, the sign of the first-order score under encryption."""
+    history = uphill_history([True] * 15, encrypted=encrypted)
+    records = uphill_records(history)
+    assert set(records) == {"suspect"}
+    assert (records["suspect"].uphill, records["suspect"].rounds) == (15, 15)
+    assert "uphill in 15 of 15 rounds" in records["suspect"].describe()
+    standing = mean_standing(history)
+    assert standing["suspect"] == -EVIDENCE_CLIP
+    assert all(standing[f"h{i}"] > -EVIDENCE_CLIP for i in range(9))
+
+
+def test_an_uphill_record_needs_a_confident_sign_test() -> None:
+    # Uphill in 13 of 15 rounds: p = 0.0037, above 0.001 / 10 owners.
+    assert uphill_records(uphill_history([True] * 13 + [False] * 2)) == {}
+    # Too few rounds: 10 of 10 gives p = 0.001.
+    assert uphill_records(uphill_history([True] * 10, rounds=10)) == {}
+    # 14 of 15 (p = 4.9e-4) is enough among 2 owners (a smaller Bonferroni family), not 10.
+    almost_always = [True] * 14 + [False]
+    assert uphill_records(uphill_history(almost_always)) == {}
+    assert set(uphill_records(uphill_history(almost_always, owners=2))) == {"suspect"}
+
+
+def test_screened_and_unmeasured_rounds_do_not_count_as_uphill() -> None:
+    screened = [Observation(r, 0.0, screened=True, alignment=-0.9) for r in range(1, 16)]
+    unmeasured = [Observation(r, 1.0) for r in range(1, 16)]
+    assert screened[0].uphill is None
+    assert unmeasured[0].uphill is None
+    history = {**uphill_history([False] * 15), "rider": screened, "quiet": unmeasured}
+    assert uphill_records(history) == {}

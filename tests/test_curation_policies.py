@@ -205,3 +205,22 @@ def test_a_round_never_ends_without_any_update() -> None:
     decisions = decide("reputation", owners, {"a": 3.0, "b": 4.0}, CONFIG)
     assert {n: d.weight for n, d in decisions.items()} == {"a": 3.0, "b": 4.0}
     assert all("left every participant out" in d.reason for d in decisions.values())
+
+
+def test_exclude_leaves_out_an_owner_whose_updates_point_uphill_round_after_round() -> None:
+    """Credit and alignment just below the others' (a sign flip under DP): the sign test sees it."""
+    owners = {
+        f"h{i}": [Observation(r, 1.0 + 0.05 * i, alignment=0.05) for r in range(1, 16)]
+        for i in range(9)
+    }
+    owners["flip"] = [Observation(r, 0.9, alignment=-0.01) for r in range(1, 16)]
+    decisions = decide("exclude", owners, base(owners), CONFIG)
+    assert not decisions["flip"].included
+    assert "uphill round after round" in decisions["flip"].reason
+    assert "15 of 15 rounds" in decisions["flip"].reason
+    assert all(decisions[f"h{i}"].included for i in range(9))
+    fewer = {name: observations[:10] for name, observations in owners.items()}
+    assert (
+        "uphill round after round"
+        not in decide("exclude", fewer, base(fewer), CONFIG)["flip"].reason
+    )

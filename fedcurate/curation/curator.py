@@ -325,6 +325,7 @@ class Curator:
                 signals=evidence.signals.get(name, {}),
                 screened=name in screened,
                 alignment=evidence.alignment.get(name),
+                score=valuation.scores.get(name),
             )
             history.setdefault(name, []).append(observation)
         base_weights = {name: float(weights[name]) for name in sorted(valuation.values)}

@@ -45,6 +45,21 @@ full weight.
 Why per round and relative: rounds differ in scale (early rounds move the model
 far, late ones barely; DP noise varies), so raw values from different rounds do
 not add up, but a participant's place among the round's participants does.
+
+One piece of evidence is absolute instead: the *uphill record*, in how many of
+its rounds an owner's update pointed uphill on the validation loss (descent
+alignment, or under encryption the first-order score, below 0). An exact sign
+test (:func:`uphill_records`) asks whether that happened more often than not,
+at :data:`UPHILL_RECORD_CONFIDENCE`, Bonferroni-corrected over the owners; an
+owner it finds gets the lowest mean standing (and the ``exclude`` policy leaves
+it out). Round-relative terms miss a sign flip among strongly heterogeneous
+owners, where honest updates also often score low and the flipped one's data
+signals look clean; its update still points uphill round after round, which
+an honest one does not: on the curator benchmark (15 rounds, seeds 0-5, every
+prefix of every run) the test never fired on a benign owner, and found 9 in
+10 sign flips by the end of a run. Re-scoring the benchmark's cached runs with
+it raised the mean detection AUROC from 0.924 to 0.933 without DP and from
+0.890 to 0.895 with DP (held-out seeds 3-5: 0.906 to 0.915, 0.851 to 0.857).
 """
 
 from __future__ import annotations
@@ -53,6 +68,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats  # type: ignore[import-untyped]
 
 from fedcurate.curation.quality import SIGNALS
 
@@ -65,6 +81,12 @@ MEAN_AD_TO_SD = 1.2533
 POSITIVE_WEIGHT = 0.1
 #: Weight of a term's bad mark in the alarm, 1 unless listed (see above).
 ALARM_WEIGHTS = {"credit": 0.5, "breadth": 0.25}
+#: Confidence at which the sign test finds an owner's updates point uphill more
+#: often than not (Bonferroni over the owners; see above). An exact test whose null,
+#: uphill in half the rounds, is already generous to honest owners, so it needs
+#: less than the t-tests' ``exclusion_confidence``: at 10 owners it takes at
+#: least 14 rounds, all uphill.
+UPHILL_RECORD_CONFIDENCE = 0.999
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,10 @@ class Observation:
     alignment : float or None
         Descent alignment ``cos(Δ_i, -∇L_val)`` of the update, ``None`` when not
         measured (see :func:`fedcurate.curation.first_order.descent_alignment`).
+    score : float or None
+        First-order score ``-<∇L_val, Δ_i>`` of the update, ``None`` when the
+        method gives none (its sign is the alignment's, and it is known under
+        encryption too).
     """
 
     round: int
@@ -92,6 +118,15 @@ class Observation:
     signals: Mapping[str, float] = field(default_factory=dict)
     screened: bool = False
     alignment: float | None = None
+    score: float | None = None
+
+    @property
+    def uphill(self) -> bool | None:
+        """Whether the update points uphill on the validation loss (``None``: not known)."""
+        if self.screened:
+            return None
+        direction = self.alignment if self.alignment is not None else self.score
+        return None if direction is None else direction < 0.0
 
 
 History = Mapping[str, Sequence[Observation]]
@@ -185,9 +220,51 @@ def standings(history: History) -> dict[str, list[Standing]]:
     return result
 
 
+@dataclass(frozen=True)
+class UphillRecord:
+    """How often one owner's updates pointed uphill, and the sign test of it."""
+
+    uphill: int
+    rounds: int
+    p_value: float
+
+    def describe(self) -> str:
+        """The record in words, for a decision's reason."""
+        return (
+            f"its update pointed uphill in {self.uphill} of {self.rounds} rounds "
+            f"(sign test p = {self.p_value:.2g})"
+        )
+
+
+def uphill_records(history: History) -> dict[str, UphillRecord]:
+    """Owners whose updates confidently point uphill more often than not (see the module doc).
+
+    One-sided exact binomial test of "uphill in at most half the rounds" over
+    the rounds whose direction is known, at :data:`UPHILL_RECORD_CONFIDENCE`,
+    Bonferroni-corrected over every owner in ``history``.
+    """
+    alpha = (1.0 - UPHILL_RECORD_CONFIDENCE) / max(len(history), 1)
+    found = {}
+    for name, observations in sorted(history.items()):
+        directions = [o.uphill for o in observations if o.uphill is not None]
+        if not directions:
+            continue
+        uphill = sum(directions)
+        p_value = float(stats.binomtest(uphill, len(directions), 0.5, "greater").pvalue)
+        if p_value < alpha:
+            found[name] = UphillRecord(uphill, len(directions), p_value)
+    return found
+
+
 def mean_standing(history: History) -> dict[str, float]:
-    """Owner -> mean total standing over its rounds, sorted by name (the policy's evidence)."""
-    return {
+    """Owner -> mean total standing over its rounds, sorted by name (the policy's evidence).
+
+    An owner with an uphill record (:func:`uphill_records`) gets the lowest
+    standing, ``-EVIDENCE_CLIP``.
+    """
+    means = {
         name: float(np.mean([s.total for s in per_round])) if per_round else 0.0
         for name, per_round in sorted(standings(history).items())
     }
+    uphill = uphill_records(history)
+    return {name: -EVIDENCE_CLIP if name in uphill else mean for name, mean in means.items()}

@@ -186,6 +186,7 @@ class ContributionLedger:
                     signals=owner.signals or {},
                     screened=owner.screen is not None,
                     alignment=owner.alignment,
+                    score=owner.score,
                 )
                 history.setdefault(name, []).append(observation)
         return history

@@ -37,7 +37,14 @@ import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
 from fedcurate.config import CuratorConfig
-from fedcurate.curation.evidence import History, Observation, Standing, standings
+from fedcurate.curation.evidence import (
+    History,
+    Observation,
+    Standing,
+    UphillRecord,
+    standings,
+    uphill_records,
+)
 from fedcurate.curation.quality import LABEL_QUALITY
 
 #: Harm that excludes on credit alone: a mean relative value this far below 0 undoes
@@ -265,6 +272,9 @@ class HarmEvidence:
     clean_p : float
         One-sided t-test p-value of "the mean label-quality term is above 0"
         (1 when label quality was measured in fewer than two rounds).
+    uphill_record : UphillRecord or None
+        Its uphill record when the sign test finds its updates point uphill more
+        often than not (see :func:`fedcurate.curation.evidence.uphill_records`).
     """
 
     rounds: int
@@ -277,10 +287,15 @@ class HarmEvidence:
     alignment: float | None
     uphill_p: float | None
     clean_p: float
+    uphill_record: UphillRecord | None = None
 
     @staticmethod
-    def of(observations: Sequence[Observation], per_round: Sequence[Standing]) -> HarmEvidence:
-        """The evidence of one owner: its observations and their standings."""
+    def of(
+        observations: Sequence[Observation],
+        per_round: Sequence[Standing],
+        uphill_record: UphillRecord | None = None,
+    ) -> HarmEvidence:
+        """The evidence of one owner: its observations, their standings, its uphill record."""
         totals = np.array([s.total for s in per_round], dtype=np.float64)
         relatives = _relatives(observations)
         alignments = _alignments(observations)
@@ -299,6 +314,7 @@ class HarmEvidence:
             alignment=_mean_alignment(observations),
             uphill_p=below_zero_p(alignments) if len(alignments) > 1 else None,
             clean_p=below_zero_p(-label_quality) if len(label_quality) > 1 else 1.0,
+            uphill_record=uphill_record,
         )
 
     @property
@@ -373,6 +389,12 @@ def exclude_policy(
       cannot see: a sign-flipped update fits other owners' data well, and a small
       owner's sign flip does little harm per round but points straight uphill.
 
+    An owner is also excluded when its updates point uphill more often than not,
+    by the exact sign test of :func:`fedcurate.curation.evidence.uphill_records`
+    (its own confidence, ``UPHILL_RECORD_CONFIDENCE``): what the mean alignment
+    misses under DP or strong heterogeneity, where a sign flip's alignment is
+    small, its sign is not.
+
     The first rule reads how the owner's data *look*; the value measures what its
     updates *do*. So an owner far below the others is still kept when its mean
     relative value is at least ``HELP_EFFECT`` and above 0 by a one-sided t-test
@@ -411,8 +433,9 @@ def exclude_policy(
     rounds only sharpen it.
     """
     per_round = standings(history)
+    uphill = uphill_records(history)
     established = {
-        name: HarmEvidence.of(observations, per_round[name])
+        name: HarmEvidence.of(observations, per_round[name], uphill.get(name))
         for name, observations in history.items()
         if not _newcomer(observations, config)
     }
@@ -469,6 +492,9 @@ def _exclusion_decision(
         return OwnerDecision(0.0, f"excluded: confidently far below the other owners; {summary}")
     if harmful:
         return OwnerDecision(0.0, f"excluded: confidently harmful; {summary}")
+    if evidence.uphill_record is not None:
+        record = evidence.uphill_record.describe()
+        return OwnerDecision(0.0, f"excluded: uphill round after round, {record}; {summary}")
     if evidence.suspended:
         why = (
             f"suspended this round: its record so far hurts and points uphill "
