@@ -144,6 +144,10 @@ class Curator:
         Local-training settings, used by FLTrust's root update.
     seed : int
         Experiment seed; each round's randomness derives from it and the round.
+    dp_noise : bool
+        Whether the owners train with DP-SGD: their updates carry isotropic
+        noise, which blinds one data-quality signal (see
+        :func:`fedcurate.curation.quality.data_signals`).
     """
 
     def __init__(
@@ -153,6 +157,8 @@ class Curator:
         validation: ArrayDataset,
         train: TrainConfig | None = None,
         seed: int = 0,
+        *,
+        dp_noise: bool = False,
     ) -> None:
         check_curator_config(config)
         self.config = config
@@ -160,6 +166,7 @@ class Curator:
         self.validation = validation
         self.train = train if train is not None else TrainConfig()
         self.seed = seed
+        self.dp_noise = dp_noise
         self.ledger = ContributionLedger()
         # Recent global models, to recognise updates made of public information.
         self.public = PublicHistory(config.free_rider_memory)
@@ -169,7 +176,8 @@ class Curator:
     def from_config(cls, config: Config, validation: ArrayDataset, spec: DatasetSpec) -> Curator:
         """The curator of an experiment, with the experiment's model and training settings."""
         model = build_model(config.model, spec, config.seed)
-        return cls(config.curator, model, validation, config.train, config.seed)
+        dp_noise = config.privacy.name == "dp_sgd"
+        return cls(config.curator, model, validation, config.train, config.seed, dp_noise=dp_noise)
 
     def _context(self, server_round: int) -> ValuationContext:
         rng = numpy_rng(self.seed, "curator", self.config.name, server_round)
@@ -213,7 +221,7 @@ class Curator:
         judged = {name: updates.updates[name] for name in updates.owners if name not in screened}
         gradient = self.evaluator.loss_gradient(updates.global_weights)
         return UpdateEvidence(
-            signals=data_signals(self.evaluator, updates, skip=screened),
+            signals=data_signals(self.evaluator, updates, skip=screened, dp_noise=self.dp_noise),
             alignment=descent_alignment(judged, gradient),
         )
 
