@@ -1,4 +1,4 @@
-"""Data-quality signals: label quality (fit floor), sharpening, breadth and input coherence."""
+"""Data-quality signals: label quality (fit floor), sharpening and breadth of an update."""
 
 from __future__ import annotations
 
@@ -7,15 +7,7 @@ import pytest
 
 from fedcurate.config import compose_config
 from fedcurate.curation import Curator, ValidationEvaluator
-from fedcurate.curation.quality import (
-    FIT_FRACTION,
-    INPUT_COHERENCE,
-    SIGNALS,
-    data_signals,
-    fit_floor,
-    input_coherence,
-    sharpening,
-)
+from fedcurate.curation.quality import FIT_FRACTION, SIGNALS, data_signals, fit_floor, sharpening
 from fedcurate.data import build_federation
 from fedcurate.models import build_model
 from fedcurate.training import evaluate
@@ -84,9 +76,8 @@ def lowest_signals(overrides: list[str], rounds: int = 3) -> tuple[list[dict[str
         updates = simulated.updates
         signals = data_signals(evaluator, updates, skip={"owner-000"})
         assert set(signals) == set(updates.owners) - {"owner-000"}
-        # A linear first layer (here: logistic regression) also gives input coherence.
-        assert all(set(s) == {*SIGNALS, INPUT_COHERENCE} for s in signals.values())
-        lowest.append({k: min(signals, key=lambda n: signals[n][k]) for k in signals["owner-001"]})
+        assert all(set(s) == set(SIGNALS) for s in signals.values())
+        lowest.append({k: min(signals, key=lambda n: signals[n][k]) for k in SIGNALS})
         curator.assess(simulated.round, updates.updates, updates.weights, updates.global_weights)
         recorded = curator.ledger.rounds[-1].owners["owner-002"].signals
         assert recorded == pytest.approx(signals["owner-002"])
@@ -107,68 +98,4 @@ def test_an_owner_with_noisy_features_shrinks_the_model() -> None:
     lowest, suspect = lowest_signals([*noisy_features, "corruption.scale=1.0"])
     # Round 1 starts from random weights, which no data sharpen; from round 2 on it shows.
     assert all(per_round["sharpening"] == "owner-002" for per_round in lowest[1:])
-    # Its update lives where the clean inputs barely vary, from the first round on.
-    assert all(per_round[INPUT_COHERENCE] == "owner-002" for per_round in lowest)
     assert suspect == "owner-002"
-
-
-#: How two latent factors drive eight features (like the pixels of one stroke).
-MIXING = np.random.default_rng(7).normal(size=(2, 8))
-
-
-def correlated_inputs(rng: np.random.Generator, count: int = 400) -> np.ndarray:
-    """Eight features driven by the two factors of :data:`MIXING`, plus a little noise."""
-    return rng.normal(size=(count, 2)) @ MIXING + 0.01 * rng.normal(size=(count, 8))
-
-
-def test_input_coherence_is_lower_for_an_update_trained_on_noisy_features() -> None:
-    rng = np.random.default_rng(0)
-    validation = correlated_inputs(rng)
-    eigenvalues, eigenvectors = np.linalg.eigh(validation.T @ validation / len(validation))
-    clean = correlated_inputs(rng, 100)
-    noisy = clean + clean.std(axis=0) * rng.normal(size=clean.shape)
-    residuals = rng.normal(size=(3, 100))  # δ of a 3-output linear layer, one per example
-    from_clean, from_noisy = residuals @ clean, residuals @ noisy
-    assert input_coherence(from_clean, eigenvalues, eigenvectors) > -1.0
-    assert (
-        input_coherence(from_noisy, eigenvalues, eigenvectors)
-        < input_coherence(from_clean, eigenvalues, eigenvectors) - 3.0
-    )
-    # Scale-free, at most 0, and 0 for an update that leaves the first layer alone.
-    score = input_coherence(from_clean, eigenvalues, eigenvectors)
-    assert input_coherence(-7.0 * from_clean, eigenvalues, eigenvectors) == pytest.approx(score)
-    assert score <= 0.0
-    assert input_coherence(np.zeros((3, 8)), eigenvalues, eigenvectors) == 0.0
-
-
-@pytest.mark.parametrize(
-    ("model", "shape"), [("logistic", (10, 64)), ("mlp", (64, 64)), ("cnn", None)]
-)
-def test_the_input_matrix_is_the_linear_first_layer(
-    model: str, shape: tuple[int, int] | None
-) -> None:
-    config = compose_config([f"model={model}"])
-    federation = build_federation(config)
-    template = build_model(config.model, federation.spec, config.seed)
-    layer = ValidationEvaluator(template, federation.validation).input_matrix
-    if shape is None:
-        assert layer is None
-        return
-    assert layer is not None
-    place, found = layer
-    assert found == shape
-    first = next(p for p in template.parameters() if p.dim() >= 2)
-    assert place.stop - place.start == first.numel()
-
-
-def test_input_coherence_is_not_measured_on_dp_sgd_updates() -> None:
-    """DP-SGD noise fills every input direction of every owner's update alike."""
-    config = compose_config([*NOISY, "privacy=dp_sgd", "curator=first_order"])
-    federation = build_federation(config)
-    curator = Curator.from_config(config, federation.validation, federation.spec)
-    assert curator.dp_noise
-    simulated = next(iter(simulate_rounds(config, curator.evaluator, 1)))
-    plain = data_signals(curator.evaluator, simulated.updates)
-    private = data_signals(curator.evaluator, simulated.updates, dp_noise=True)
-    assert all(INPUT_COHERENCE in signals for signals in plain.values())
-    assert all(set(signals) == set(SIGNALS) for signals in private.values())

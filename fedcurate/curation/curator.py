@@ -144,10 +144,6 @@ class Curator:
         Local-training settings, used by FLTrust's root update.
     seed : int
         Experiment seed; each round's randomness derives from it and the round.
-    dp_noise : bool
-        Whether the owners train with DP-SGD: their updates carry isotropic
-        noise, which blinds one data-quality signal (see
-        :func:`fedcurate.curation.quality.data_signals`).
     """
 
     def __init__(
@@ -157,8 +153,6 @@ class Curator:
         validation: ArrayDataset,
         train: TrainConfig | None = None,
         seed: int = 0,
-        *,
-        dp_noise: bool = False,
     ) -> None:
         check_curator_config(config)
         self.config = config
@@ -166,7 +160,6 @@ class Curator:
         self.validation = validation
         self.train = train if train is not None else TrainConfig()
         self.seed = seed
-        self.dp_noise = dp_noise
         self.ledger = ContributionLedger()
         # Recent global models, to recognise updates made of public information.
         self.public = PublicHistory(config.free_rider_memory)
@@ -176,8 +169,7 @@ class Curator:
     def from_config(cls, config: Config, validation: ArrayDataset, spec: DatasetSpec) -> Curator:
         """The curator of an experiment, with the experiment's model and training settings."""
         model = build_model(config.model, spec, config.seed)
-        dp_noise = config.privacy.name == "dp_sgd"
-        return cls(config.curator, model, validation, config.train, config.seed, dp_noise=dp_noise)
+        return cls(config.curator, model, validation, config.train, config.seed)
 
     def _context(self, server_round: int) -> ValuationContext:
         rng = numpy_rng(self.seed, "curator", self.config.name, server_round)
@@ -221,7 +213,7 @@ class Curator:
         judged = {name: updates.updates[name] for name in updates.owners if name not in screened}
         gradient = self.evaluator.loss_gradient(updates.global_weights)
         return UpdateEvidence(
-            signals=data_signals(self.evaluator, updates, skip=screened, dp_noise=self.dp_noise),
+            signals=data_signals(self.evaluator, updates, skip=screened),
             alignment=descent_alignment(judged, gradient),
         )
 

@@ -83,24 +83,6 @@ class ValidationEvaluator:
         mask.flags.writeable = False
         return mask
 
-    @cached_property
-    def input_matrix(self) -> tuple[slice, tuple[int, int]] | None:
-        """Flat slice and shape of the weight matrix applied to the flattened inputs.
-
-        The model's first tensor of 2+ dims when it is a matrix with one column
-        per input feature (a linear first layer); ``None`` otherwise (e.g. a
-        convolution first).
-        """
-        features = int(np.prod(self.x.shape[1:]))
-        start = 0
-        for size, shape in zip(self.sizes, self.shapes, strict=True):
-            if len(shape) >= 2:
-                if len(shape) == 2 and shape[1] == features:
-                    return slice(start, start + size), (shape[0], shape[1])
-                return None
-            start += size
-        return None
-
     def _as_tensor(self, flat: np.ndarray | torch.Tensor) -> torch.Tensor:
         tensor = torch.as_tensor(flat, dtype=torch.float32)
         if tensor.shape != (self.num_parameters,):

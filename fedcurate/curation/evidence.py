@@ -20,8 +20,7 @@ rescaled: one term's z-score keeps its meaning when it is the only one, as
 under encryption, and the sum of several spreads like a single one).
 Corruption shows in one term or several (label flips and heavy label noise: low
 credit, poor fits and shrinking weights; mild label noise and feature noise:
-shrinking weights, and feature noise on correlated inputs an incoherent first
-layer; sign flips: very low credit), while the others may even look
+shrinking weights; sign flips: very low credit), while the others may even look
 good: a sign-flipped update fits other owners' data well. So a low mark in one
 term is offset only by a fraction of a high mark in another, and benign
 heterogeneity, which mostly lowers credit while the data signals stay clean,

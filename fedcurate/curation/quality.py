@@ -23,20 +23,6 @@ at something heterogeneity changes much less; each is higher for cleaner data.
 * ``breadth``, the share of validation examples whose loss the local model
   lowers: corrupted data improve fewer of them. It complements the others
   under DP, whose noise blurs single inner products but hits every owner alike.
-* ``input_coherence`` (models whose first layer is linear in the inputs):
-  ``-log`` of how much of the update's first weight matrix lies in directions
-  the validation inputs barely vary in. That matrix's gradient is a sum of
-  ``δ x^T`` over training inputs ``x``, so its rows lie in the span of the
-  owner's inputs; clean inputs, skewed or not, share the validation inputs'
-  correlations (pixels of a stroke, a tumour's radius, perimeter and area),
-  while noise added feature by feature breaks them and puts energy where clean
-  data have almost none. The energy of the update ``ΔW`` along each eigenvector
-  ``v_j`` of the validation inputs' second moment (eigenvalue ``λ_j``) is
-  weighted by ``λ_max / (λ_j + INPUT_RIDGE λ_max)`` and divided by the total,
-  so the signal is 0 at best and lower the more the update lives off the
-  inputs' principal directions. It cannot see noise in data whose features are
-  independent (Synthetic(1, 1)), nor under DP-SGD, whose isotropic noise fills
-  every direction of every owner's update alike: there it is not measured.
 
 Known blind spot: a sign-flipped update ``w_t - Δ_i`` fits other owners'
 examples *better* and sharpens where the honest one would not; its
@@ -56,7 +42,7 @@ Policies compare signals across the round's participants
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
 import numpy as np
 
@@ -73,12 +59,6 @@ LABEL_QUALITY = "label_quality"
 SIGNALS = (LABEL_QUALITY, "sharpening", "breadth")
 #: The signal of the encrypted path (see :func:`sharpening_direction`).
 ENCRYPTED_SIGNAL = "sharpening_projection"
-#: The signal of models with a linear first layer (see above).
-INPUT_COHERENCE = "input_coherence"
-#: Floor of the inputs' second-moment eigenvalues, relative to the largest: a direction
-#: the validation inputs never vary in (a pixel that is always blank) counts as this
-#: small rather than as zero, so one update's stray energy there cannot dominate.
-INPUT_RIDGE = 1e-3
 
 
 def fit_floor(losses: np.ndarray, fraction: float = FIT_FRACTION) -> float:
@@ -94,40 +74,6 @@ def sharpening(update: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> flo
     return cosine(update[mask], weights[mask])
 
 
-def input_coherence(
-    update_matrix: np.ndarray, eigenvalues: np.ndarray, eigenvectors: np.ndarray
-) -> float:
-    """``-log`` of the energy-weighted inverse spread of ``update_matrix``'s rows (see above).
-
-    ``eigenvalues`` (ascending) and ``eigenvectors`` (columns) are those of the
-    validation inputs' second moment; 0 for an all-zero update.
-    """
-    energy = ((update_matrix @ eigenvectors) ** 2).sum(axis=0)
-    total = float(energy.sum())
-    largest = float(eigenvalues[-1])
-    if total == 0.0 or largest <= 0.0:
-        return 0.0
-    inverse = largest / (np.clip(eigenvalues, 0.0, None) + INPUT_RIDGE * largest)
-    return -float(np.log(float(energy @ inverse) / total))
-
-
-def input_spectrum(evaluator: ValidationEvaluator) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and eigenvectors of the validation inputs' second moment."""
-    features = evaluator.x.reshape(len(evaluator.x), -1).double().numpy()
-    eigenvalues, eigenvectors = np.linalg.eigh(features.T @ features / len(features))
-    return eigenvalues, eigenvectors
-
-
-def _input_coherence_of(evaluator: ValidationEvaluator) -> Callable[[np.ndarray], float] | None:
-    """Flat update -> its :func:`input_coherence` (``None``: no linear first layer)."""
-    layer = evaluator.input_matrix
-    if layer is None:
-        return None
-    place, shape = layer
-    eigenvalues, eigenvectors = input_spectrum(evaluator)
-    return lambda update: input_coherence(update[place].reshape(shape), eigenvalues, eigenvectors)
-
-
 def sharpening_direction(weights: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """``w_t`` on the weight matrices, 0 elsewhere (``None`` when that part is all zero).
 
@@ -140,16 +86,9 @@ def sharpening_direction(weights: np.ndarray, mask: np.ndarray) -> np.ndarray | 
 
 
 def data_signals(
-    evaluator: ValidationEvaluator,
-    updates: RoundUpdates,
-    skip: Collection[str] = (),
-    *,
-    dp_noise: bool = False,
+    evaluator: ValidationEvaluator, updates: RoundUpdates, skip: Collection[str] = ()
 ) -> dict[str, dict[str, float]]:
-    """Owner -> its data-quality signals, for every participant except those in ``skip``.
-
-    :data:`SIGNALS`, and :data:`INPUT_COHERENCE` where the model has a linear
-    first layer and the updates carry no DP-SGD noise.
+    """Owner -> its :data:`SIGNALS`, for every participant except those in ``skip``.
 
     Parameters
     ----------
@@ -160,15 +99,12 @@ def data_signals(
     skip : Collection[str]
         Owners not to judge (updates screened as public information carry no
         data of their owner).
-    dp_noise : bool
-        Whether the owners train with DP-SGD (``privacy=dp_sgd``).
     """
     judged = [name for name in updates.owners if name not in skip]
     if not judged:
         return {}
     start_losses = evaluator.example_losses(updates.global_weights)
     mask = evaluator.matrix_mask
-    coherence = None if dp_noise else _input_coherence_of(evaluator)
     signals = {}
     for name in judged:
         update = np.asarray(updates.updates[name], dtype=np.float64)
@@ -178,6 +114,4 @@ def data_signals(
             "sharpening": sharpening(update, updates.global_weights, mask),
             "breadth": float(np.mean(losses < start_losses)),
         }
-        if coherence is not None:
-            signals[name][INPUT_COHERENCE] = coherence(update)
     return signals
