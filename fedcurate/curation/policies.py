@@ -287,13 +287,13 @@ class HarmEvidence:
     alignment: float | None
     uphill_p: float | None
     clean_p: float
-    uphill_record: UphillRecord | None = None
+    uphill_record: UphillRecord | None
 
     @staticmethod
     def of(
         observations: Sequence[Observation],
         per_round: Sequence[Standing],
-        uphill_record: UphillRecord | None = None,
+        uphill_record: UphillRecord | None,
     ) -> HarmEvidence:
         """The evidence of one owner: its observations, their standings, its uphill record."""
         totals = np.array([s.total for s in per_round], dtype=np.float64)
