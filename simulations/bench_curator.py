@@ -83,6 +83,7 @@ import torch
 from flwr.app import Error, Message, MessageType
 from flwr.common.constant import ErrorCode
 from omegaconf import OmegaConf
+from scipy import stats  # type: ignore[import-untyped]
 from sklearn.metrics import roc_auc_score
 
 from fedcurate.config import Config, compose_config
@@ -165,6 +166,8 @@ TARGET_AUROC_NOISY_DIRICHLET = 0.90
 TARGET_ACCURACY_GAP = 0.01
 TARGET_FALSE_EXCLUSION_SYNTHETIC = 0.05
 TARGET_TWIN_GAP = 0.10
+#: Confidence of the interval for a mean AUROC over seeds (see :func:`seed_spread`).
+SEED_INTERVAL_CONFIDENCE = 0.95
 #: Seeds over which the twin check's spread is also reported (the target uses the grid's).
 TWIN_SPREAD_SEEDS = tuple(range(10))
 TARGET_FREE_RIDER_SHARE = 0.01
@@ -560,8 +563,8 @@ def cell_record(
     the ``weight`` policy's), for each curated arm that ran in the cell.
     """
     record: dict[str, Any] = {"cell": cell.name, **vars(cell), "seeds": list(seeds)}
-    curated = [results[("curated", s)] for s in seeds if ("curated", s) in results]
-    per_seed = [curated_metrics(r) for r in curated]
+    curated_seeds = [s for s in seeds if ("curated", s) in results]
+    per_seed = [curated_metrics(results[("curated", s)]) for s in curated_seeds]
     for key in (
         "auroc_early",
         "auroc",
@@ -572,6 +575,11 @@ def cell_record(
         "alignment_bad",
     ):
         record[key] = mean_or_none(m[key] for m in per_seed)
+    record["auroc_by_seed"] = {
+        str(seed): m["auroc"]
+        for seed, m in zip(curated_seeds, per_seed, strict=True)
+        if m["auroc"] is not None
+    }
     if cell.corruption.startswith("free_rider"):
         record["free_rider_share_max"] = max(
             (m["bad_reward_share_max"] or 0.0 for m in per_seed), default=None
@@ -608,32 +616,31 @@ def acceptance(
 ) -> list[dict[str, Any]]:
     """Each target with its measured number and PASS / MISS (``n/a``: not measured)."""
 
-    def mean_auroc(keep: Callable[[Mapping[str, Any]], bool]) -> float | None:
-        return mean_or_none(r["auroc"] for r in records if keep(r))
+    def auroc_line(
+        what: str, keep: Callable[[Mapping[str, Any]], bool], target: float
+    ) -> dict[str, Any]:
+        kept = [r for r in records if keep(r)]
+        line = _line(what, mean_or_none(r["auroc"] for r in kept), ">=", target)
+        return line | {"seed_spread": seed_spread(kept)}
 
     lines = [
-        _line(
+        auroc_line(
             "mean detection AUROC, cells without DP",
-            mean_auroc(lambda r: r["privacy"] == "none"),
-            ">=",
+            lambda r: r["privacy"] == "none",
             TARGET_AUROC_PLAIN,
         ),
-        _line(
+        auroc_line(
             "mean detection AUROC, DP cells (ε = 8)",
-            mean_auroc(lambda r: r["privacy"] == "dp_sgd"),
-            ">=",
+            lambda r: r["privacy"] == "dp_sgd",
             TARGET_AUROC_DP,
         ),
-        _line(
+        auroc_line(
             "mean detection AUROC, 10 %-noise dirichlet cells without DP",
-            mean_auroc(
-                lambda r: (
-                    r["corruption"] == "label_noise_10"
-                    and r["partition"] == "dirichlet"
-                    and r["privacy"] == "none"
-                )
+            lambda r: (
+                r["corruption"] == "label_noise_10"
+                and r["partition"] == "dirichlet"
+                and r["privacy"] == "none"
             ),
-            ">=",
             TARGET_AUROC_NOISY_DIRICHLET,
         ),
         *_accuracy_lines(records),
@@ -658,6 +665,31 @@ def acceptance(
         ),
     ]
     return lines + list(checks.get("lines", []))
+
+
+def seed_spread(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How a mean AUROC over ``records`` varies from seed to seed.
+
+    Each seed replicates the whole grid independently, so the grid means of the
+    single seeds are independent draws of the measured mean: their spread, and
+    a two-sided 95 % Student-t interval for the mean over seeds (clipped to
+    [0, 1], where an AUROC lives), say how much of a target's margin (or miss)
+    is seed noise. ``None`` with fewer than two seeds.
+    """
+    by_seed: dict[str, list[float]] = {}
+    for record in records:
+        for seed, value in record.get("auroc_by_seed", {}).items():
+            by_seed.setdefault(seed, []).append(value)
+    if len(by_seed) < 2:
+        return None
+    means = {seed: float(np.mean(values)) for seed, values in sorted(by_seed.items())}
+    interval = stats.t.interval(
+        SEED_INTERVAL_CONFIDENCE,
+        df=len(means) - 1,
+        loc=float(np.mean(list(means.values()))),
+        scale=float(stats.sem(list(means.values()))),
+    )
+    return {"grid_mean_by_seed": means, "interval": np.clip(interval, 0.0, 1.0).tolist()}
 
 
 def _accuracy_lines(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -1007,6 +1039,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| {a['target']} | {_fmt(a['measured'])} | {a['goal']} | {a['verdict']} |"
         for a in report["acceptance"]
     ]
+    out += seed_spread_markdown(report["acceptance"])
     out += [f"\n![{name}]({name})" for name in report.get("plots", [])]
     out += exclusion_markdown(report["cells"])
     out += alignment_markdown(report["cells"])
@@ -1040,6 +1073,28 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     out += _estimator_markdown(report["checks"])
     out += _encrypted_detection_markdown(report["checks"], report["cells"])
     return "\n".join(out) + "\n"
+
+
+def seed_spread_markdown(lines: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The AUROC targets seed by seed (see :func:`seed_spread`); nothing with one seed."""
+    spread = [line for line in lines if line.get("seed_spread")]
+    if not spread:
+        return []
+    out = [
+        "",
+        "Seed to seed: each seed replicates the grid independently; its grid mean, and a "
+        f"{SEED_INTERVAL_CONFIDENCE * 100:g} % Student-t interval for the mean over seeds "
+        "(clipped to [0, 1]):",
+        "",
+        "| target | grid mean by seed | interval |",
+        "|---|---|---|",
+    ]
+    for line in spread:
+        by_seed = line["seed_spread"]["grid_mean_by_seed"]
+        seeds = ", ".join(f"{seed}: {_fmt(mean)}" for seed, mean in by_seed.items())
+        low, high = line["seed_spread"]["interval"]
+        out.append(f"| {line['target']} | {seeds} | {_fmt(low)} to {_fmt(high)} |")
+    return out
 
 
 def _scope_note(report: Mapping[str, Any]) -> list[str]:

@@ -27,6 +27,8 @@ from simulations.bench_curator import (
     mean_alignment,
     render_markdown,
     run_with_offline_owners,
+    seed_spread,
+    seed_spread_markdown,
     twin_check,
 )
 
@@ -276,3 +278,27 @@ def test_the_cache_fingerprint_ignores_docstrings_comments_and_layout(tmp_path: 
     assert behaviour(preset) == reference
     preset.write_text("name: exclude\nweight_floor: 0.2\n")
     assert behaviour(preset) != reference
+
+
+def test_a_mean_auroc_comes_with_its_seed_to_seed_spread() -> None:
+    records = [
+        _record("digits", "none", 0.9, 0.0) | {"auroc_by_seed": {"0": 0.8, "1": 1.0}},
+        _record("breast_cancer", "none", 0.8, 0.0) | {"auroc_by_seed": {"0": 0.7, "1": 0.9}},
+    ]
+    spread = seed_spread(records)
+    assert spread is not None
+    assert spread["grid_mean_by_seed"] == {"0": pytest.approx(0.75), "1": pytest.approx(0.95)}
+    low, high = spread["interval"]
+    # Two seeds: mean 0.85, standard error 0.1, t(0.975, df = 1) = 12.706: clipped.
+    assert (low, high) == (0.0, 1.0)
+    three_seeds = [{"auroc_by_seed": {"0": 0.80, "1": 0.90, "2": 0.85}}]
+    spread = seed_spread(three_seeds)
+    assert spread is not None
+    low, high = spread["interval"]
+    # Standard error 0.05 / sqrt(3), t(0.975, df = 2) = 4.303.
+    assert low == pytest.approx(0.85 - 4.303 * 0.05 / 3**0.5, abs=1e-4)
+    assert high == pytest.approx(0.85 + 4.303 * 0.05 / 3**0.5, abs=1e-4)
+    assert seed_spread([records[0] | {"auroc_by_seed": {"0": 0.8}}]) is None
+    lines = acceptance(records, {})
+    markdown = "\n".join(seed_spread_markdown(lines))
+    assert "| mean detection AUROC, cells without DP | 0: 0.750, 1: 0.950 |" in markdown
