@@ -384,6 +384,7 @@ class FederatedRun:
             "policy": self.config.curator.policy,
             "values": self.ledger.get("cumulative", {}),
             "reward_shares": self.ledger.get("reward_shares", {}),
+            "standing": self.ledger.get("standing", {}),
             "excluded": {
                 name: owner["reason"] for name, owner in last_seen.items() if not owner["included"]
             },

@@ -48,6 +48,8 @@ examples:
 
 config groups: dataset partition model strategy privacy crypto curator corruption experiment
 """
+#: How many of the lowest-standing owners the end-of-run story names.
+SUSPECTS_TOLD = 3
 
 
 def _simulate_job(cfg: DictConfig) -> float:
@@ -101,6 +103,10 @@ def outcome_lines(summary: dict[str, Any], run_dir: Path) -> list[str]:
         excluded = curator["excluded"]
         told = "; ".join(f"{o}: {why}" for o, why in excluded.items()) or "nobody"
         lines.append(f"curator ({curator['method']}, policy {curator['policy']}) excluded {told}")
+        lowest = sorted((curator.get("standing") or {}).items(), key=lambda item: item[1])
+        if lowest:
+            named = ", ".join(f"{o} {standing:+.2f}" for o, standing in lowest[:SUSPECTS_TOLD])
+            lines.append(f"curator's most suspect owners (lowest mean standing): {named}")
     timing = summary.get("timing") or {}
     if "encrypt" in timing:
         lines.append(

@@ -11,6 +11,7 @@ import pytest
 from fedcurate.config import compose_config
 from fedcurate.reporting.compare import compare_runs
 from fedcurate.reporting.report import fmt
+from simulations.cli import SUSPECTS_TOLD, outcome_lines
 from simulations.runner import run_simulation
 
 ARGS = [
@@ -54,8 +55,17 @@ def test_report_numbers_match_the_summary(finished_run: Path) -> None:
     curator = summary["curator"]
     assert len(curator["reward_shares"]) == 4
     for owner, share in curator["reward_shares"].items():
-        credit = fmt(curator["values"][owner])
-        assert f"| {owner} | {credit} | {fmt(share)} |" in markdown
+        credit, standing = fmt(curator["values"][owner]), fmt(curator["standing"][owner])
+        assert f"| {owner} | {credit} | {fmt(share)} | {standing} |" in markdown
+
+
+def test_the_run_story_names_the_curators_most_suspect_owners(finished_run: Path) -> None:
+    summary = json.loads((finished_run / "summary.json").read_text())
+    standing = json.loads((finished_run / "ledger.json").read_text())["standing"]
+    assert summary["curator"]["standing"] == standing
+    story = next(line for line in outcome_lines(summary, finished_run) if "most suspect" in line)
+    named = [part.split()[0] for part in story.split(": ", 1)[1].split(", ")]
+    assert named == sorted(standing, key=standing.__getitem__)[:SUSPECTS_TOLD]
 
 
 def test_html_report_is_self_contained(finished_run: Path) -> None:

@@ -141,18 +141,23 @@ def _curator(summary: dict[str, Any]) -> list[Block]:
         blocks.append(Text("No owner was excluded."))
     shares = curator.get("reward_shares") or {}
     values = curator.get("values") or {}
+    standing = curator.get("standing") or {}
     if shares:
         value_rows = tuple(
-            (name, fmt(values.get(name)), fmt(share)) for name, share in sorted(shares.items())
+            (name, fmt(values.get(name)), fmt(share), fmt(standing.get(name)))
+            for name, share in sorted(shares.items())
         )
         blocks.append(
             Text(
                 "Credit: each owner's values summed over its rounds, in shares of an equal "
                 "split of an average round (a round counts by the value it handed out); "
-                "reward shares follow positive credit."
+                "reward shares follow positive credit. Standing: the exclude policy's "
+                "evidence, the owner's mean place among each round's participants in robust "
+                "standard deviations (credit and data-quality signals); the lower, the more "
+                "suspect."
             )
         )
-        blocks.append(Table(("owner", "credit", "reward share"), value_rows))
+        blocks.append(Table(("owner", "credit", "reward share", "standing"), value_rows))
     return blocks
 
 
