@@ -210,6 +210,26 @@ def test_each_policy_gets_its_own_accuracy_verdicts() -> None:
     assert lines[f"{prefix}weight: {near_clean}"]["verdict"] == "PASS"
     assert lines[f"{prefix}exclude: {above}"]["measured"] == 1.0
     assert lines[f"{prefix}weight: {above}"]["measured"] == 0.0
+    weight_above = next(
+        t for t in (x["target"] for x in acceptance([record], {})) if "weight: " + above in t
+    )
+    assert weight_above.endswith("(tied in 0, behind in 1 by at most 0.010)")
+
+
+def test_a_tie_with_a_robust_strategy_is_not_above_it() -> None:
+    record = _record("digits", "none", 0.99, 0.0)
+    # Equal accuracies whose means over seeds differ in the last bit tie as well.
+    for rounding in (0.0, -1.1e-16, 1.1e-16):
+        record["gap"] = {
+            "clean": 0.0,
+            "krum": -0.02,
+            "multikrum": rounding,
+            "fedmedian": -0.01,
+            "fedtrimmedavg": -0.01,
+        }
+        line = next(x for x in acceptance([record], {}) if "exclude: cells above" in x["target"])
+        assert line["measured"] == 0.0
+        assert line["target"].endswith("(tied in 1)")
 
 
 def test_the_weight_policy_runs_where_the_accuracy_target_is_measured() -> None:
