@@ -706,7 +706,9 @@ def _accuracy_lines(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     for arm, key in GAP_KEYS.items():
         gaps = [r[key] for r in target if r.get(key)]
         policy = next(o for o in CURATED_ARMS[arm] if o.startswith("curator.policy="))
-        near_clean = [g["clean"] <= TARGET_ACCURACY_GAP for g in gaps if "clean" in g]
+        near_clean = [
+            g["clean"] <= TARGET_ACCURACY_GAP + ACCURACY_TIE for g in gaps if "clean" in g
+        ]
         robust_lead = [_robust_lead(g) for g in gaps if set(ROBUST) <= set(g)]
         worst_clean = max((g["clean"] for g in gaps if "clean" in g), default=None)
         lines += [
