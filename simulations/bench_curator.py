@@ -685,7 +685,8 @@ def seed_spread(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
             by_seed.setdefault(seed, []).append(value)
     if len(by_seed) < 2:
         return None
-    means = {seed: float(np.mean(values)) for seed, values in sorted(by_seed.items())}
+    ordered = sorted(by_seed.items(), key=lambda item: int(item[0]))
+    means = {seed: float(np.mean(values)) for seed, values in ordered}
     interval = stats.t.interval(
         SEED_INTERVAL_CONFIDENCE,
         df=len(means) - 1,
