@@ -687,11 +687,12 @@ def seed_spread(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         return None
     ordered = sorted(by_seed.items(), key=lambda item: int(item[0]))
     means = {seed: float(np.mean(values)) for seed, values in ordered}
-    interval = stats.t.interval(
-        SEED_INTERVAL_CONFIDENCE,
-        df=len(means) - 1,
-        loc=float(np.mean(list(means.values()))),
-        scale=float(stats.sem(list(means.values()))),
+    centre, error = float(np.mean(list(means.values()))), float(stats.sem(list(means.values())))
+    # Equal seed means have no spread (scipy's interval would be NaN at scale 0).
+    interval = (
+        stats.t.interval(SEED_INTERVAL_CONFIDENCE, df=len(means) - 1, loc=centre, scale=error)
+        if error > 0.0
+        else (centre, centre)
     )
     return {"grid_mean_by_seed": means, "interval": np.clip(interval, 0.0, 1.0).tolist()}
 

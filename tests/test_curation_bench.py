@@ -317,6 +317,7 @@ def test_a_mean_auroc_comes_with_its_seed_to_seed_spread() -> None:
     many = seed_spread([{"auroc_by_seed": {str(s): 0.9 for s in (10, 2, 1)}}])
     assert many is not None
     assert list(many["grid_mean_by_seed"]) == ["1", "2", "10"]
+    assert many["interval"] == [pytest.approx(0.9), pytest.approx(0.9)]
     low, high = spread["interval"]
     # Standard error 0.05 / sqrt(3), t(0.975, df = 2) = 4.303.
     assert low == pytest.approx(0.85 - 4.303 * 0.05 / 3**0.5, abs=1e-4)
