@@ -32,7 +32,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_plot_is_a_non_empty_image(finished_run: Path) -> None:
     plots = sorted((finished_run / "plots").glob("*.png"))
-    assert {p.stem for p in plots} >= {"accuracy_loss", "owner_accuracy", "bytes"}
+    expected = {"accuracy_loss", "owner_accuracy", "bytes", "contributions", "rewards", "standing"}
+    assert {p.stem for p in plots} >= expected
     for plot in plots:
         pixels = matplotlib.image.imread(plot)
         assert pixels.shape[0] > 100
@@ -50,7 +51,7 @@ def test_report_numbers_match_the_summary(finished_run: Path) -> None:
     assert f"| bytes per parameter per update (up) | {per_param} |" in markdown
     for owner, kind in summary["corruption"].items():
         assert f"| {owner} | {kind} |" in markdown
-    for image in ("accuracy_loss", "owner_accuracy", "bytes"):
+    for image in ("accuracy_loss", "owner_accuracy", "bytes", "standing"):
         assert f"(plots/{image}.png)" in markdown
     curator = summary["curator"]
     assert len(curator["reward_shares"]) == 4

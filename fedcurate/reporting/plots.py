@@ -143,6 +143,28 @@ def reward_shares(ledger: dict[str, Any] | None, out: Path) -> Path | None:
     return _save(figure, out / "rewards.png")
 
 
+def owner_standing(ledger: dict[str, Any] | None, out: Path) -> Path | None:
+    """Each owner's mean standing, most suspect on top; owners excluded at the end in red."""
+    standing = (ledger or {}).get("standing") or {}
+    if not ledger or not standing:
+        return None
+    last_seen: dict[str, dict[str, Any]] = {}
+    for entry in ledger["rounds"]:
+        last_seen.update(entry["owners"])
+    owners = sorted(standing, key=standing.__getitem__, reverse=True)
+    colors = ["tab:red" if not last_seen[o]["included"] else "tab:blue" for o in owners]
+    figure, axes = plt.subplots(figsize=(6.5, 0.3 * len(owners) + 1.6))
+    axes.barh(owners, [standing[o] for o in owners], color=colors)
+    axes.axvline(0.0, color="black", linewidth=0.8)
+    axes.set(
+        xlabel="mean standing (robust SDs from each round's median owner)",
+        title="Standing: the exclude policy's evidence (lower = more suspect; red: excluded)",
+    )
+    axes.tick_params(axis="y", labelsize=7)
+    axes.title.set_fontsize(9)
+    return _save(figure, out / "standing.png")
+
+
 def bytes_per_round(records: Records, out: Path) -> Path | None:
     """Bytes uploaded and downloaded per round."""
     if not records:
@@ -165,6 +187,7 @@ RECORD_PLOTS: tuple[Callable[[Records, Path], Path | None], ...] = (
 LEDGER_PLOTS: tuple[Callable[[dict[str, Any] | None, Path], Path | None], ...] = (
     contribution_heatmap,
     reward_shares,
+    owner_standing,
 )
 
 

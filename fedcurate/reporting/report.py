@@ -205,7 +205,7 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("Privacy", _privacy(summary) + _images(plots, run_dir, ("epsilon",))),
         (
             "Contributions",
-            _curator(summary) + _images(plots, run_dir, ("contributions", "rewards")),
+            _curator(summary) + _images(plots, run_dir, ("contributions", "rewards", "standing")),
         ),
         ("Communication", _communication(summary) + _images(plots, run_dir, ("bytes",))),
         ("Simulated data quality", _corruption(summary)),
