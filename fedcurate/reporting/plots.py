@@ -126,16 +126,21 @@ def contribution_heatmap(ledger: dict[str, Any] | None, out: Path) -> Path | Non
     return _save(figure, out / "contributions.png")
 
 
+def _exclusion_colours(ledger: dict[str, Any], owners: list[str]) -> list[str]:
+    """Red for an owner left out in the last round it took part in, blue otherwise."""
+    last_seen: dict[str, dict[str, Any]] = {}
+    for entry in ledger["rounds"]:
+        last_seen.update(entry["owners"])
+    return ["tab:blue" if last_seen[owner]["included"] else "tab:red" for owner in owners]
+
+
 def reward_shares(ledger: dict[str, Any] | None, out: Path) -> Path | None:
     """Final reward shares; owners excluded in their last round are marked."""
     shares = (ledger or {}).get("reward_shares") or {}
     if not ledger or not shares:
         return None
-    last_seen: dict[str, dict[str, Any]] = {}
-    for entry in ledger["rounds"]:
-        last_seen.update(entry["owners"])
     owners = sorted(shares)
-    colors = ["tab:red" if not last_seen[o]["included"] else "tab:blue" for o in owners]
+    colors = _exclusion_colours(ledger, owners)
     figure, axes = plt.subplots(figsize=(6.5, 3.8))
     axes.bar(owners, [shares[o] for o in owners], color=colors)
     axes.set(ylabel="reward share", title="Reward shares (red: excluded)")
@@ -148,11 +153,8 @@ def owner_standing(ledger: dict[str, Any] | None, out: Path) -> Path | None:
     standing = (ledger or {}).get("standing") or {}
     if not ledger or not standing:
         return None
-    last_seen: dict[str, dict[str, Any]] = {}
-    for entry in ledger["rounds"]:
-        last_seen.update(entry["owners"])
     owners = sorted(standing, key=standing.__getitem__, reverse=True)
-    colors = ["tab:red" if not last_seen[o]["included"] else "tab:blue" for o in owners]
+    colors = _exclusion_colours(ledger, owners)
     figure, axes = plt.subplots(figsize=(6.5, 0.3 * len(owners) + 1.6))
     axes.barh(owners, [standing[o] for o in owners], color=colors)
     axes.axvline(0.0, color="black", linewidth=0.8)
