@@ -34,6 +34,7 @@ from fedcurate.io import atomic_write_pickle, atomic_write_text
 from fedcurate.models import ParamLayout, build_model, model_to_record
 from fedcurate.protocol import METRICS, TrainMetrics
 from fedcurate.reporting import RoundProgress, RunOutputs
+from fedcurate.reporting.outputs import excluded_at_end
 from fedcurate.reporting.report import LEDGER_FILE, render_report
 from server.aggregation import Aggregate, EncryptedAggregation, PlaintextAggregation
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
@@ -376,18 +377,13 @@ class FederatedRun:
         if self.config.curator.name == "none" or self.ledger is None:
             return None
         rounds = self.ledger.get("rounds") or []
-        last_seen: dict[str, dict[str, Any]] = {}
-        for entry in rounds:
-            last_seen.update(entry["owners"])
         return {
             "method": self.config.curator.name,
             "policy": self.config.curator.policy,
             "values": self.ledger.get("cumulative", {}),
             "reward_shares": self.ledger.get("reward_shares", {}),
             "standing": self.ledger.get("standing", {}),
-            "excluded": {
-                name: owner["reason"] for name, owner in last_seen.items() if not owner["included"]
-            },
+            "excluded": excluded_at_end(self.ledger),
             "evaluations": sum(entry["evaluations"] for entry in rounds),
         }
 

@@ -687,7 +687,8 @@ def seed_spread(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         return None
     ordered = sorted(by_seed.items(), key=lambda item: int(item[0]))
     means = {seed: float(np.mean(values)) for seed, values in ordered}
-    centre, error = float(np.mean(list(means.values()))), float(stats.sem(list(means.values())))
+    grid_means = list(means.values())
+    centre, error = float(np.mean(grid_means)), float(stats.sem(grid_means))
     # Equal seed means have no spread (scipy's interval would be NaN at scale 0).
     interval = (
         stats.t.interval(SEED_INTERVAL_CONFIDENCE, df=len(means) - 1, loc=centre, scale=error)

@@ -8,6 +8,7 @@ drop records of rounds that its checkpoint does not cover.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,17 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.yaml"
 OVERRIDES_FILE = "overrides.txt"
+
+
+def excluded_at_end(ledger: Mapping[str, Any]) -> dict[str, str]:
+    """Owner -> why it was left out of the last round it took part in, from ``ledger.json``.
+
+    Owners included in their last round are not listed.
+    """
+    last_seen: dict[str, Mapping[str, Any]] = {}
+    for entry in ledger.get("rounds") or []:
+        last_seen.update(entry["owners"])
+    return {name: owner["reason"] for name, owner in last_seen.items() if not owner["included"]}
 
 
 class RunOutputs:

@@ -19,6 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from fedcurate.reporting.outputs import excluded_at_end
+
 Records = list[dict[str, Any]]
 
 
@@ -128,10 +130,8 @@ def contribution_heatmap(ledger: dict[str, Any] | None, out: Path) -> Path | Non
 
 def _exclusion_colours(ledger: dict[str, Any], owners: list[str]) -> list[str]:
     """Red for an owner left out in the last round it took part in, blue otherwise."""
-    last_seen: dict[str, dict[str, Any]] = {}
-    for entry in ledger["rounds"]:
-        last_seen.update(entry["owners"])
-    return ["tab:blue" if last_seen[owner]["included"] else "tab:red" for owner in owners]
+    excluded = excluded_at_end(ledger)
+    return ["tab:red" if owner in excluded else "tab:blue" for owner in owners]
 
 
 def reward_shares(ledger: dict[str, Any] | None, out: Path) -> Path | None:
