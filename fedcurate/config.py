@@ -162,6 +162,8 @@ class CuratorConfig:
     # Updates made of public information only (zero, replays) earn no positive credit.
     free_rider_memory: int = 5
     free_rider_tolerance: float = 1e-3
+    # Optional data-quality signal: the first layer's update outside the inputs' span.
+    input_span_signal: bool = False
     # Policies.
     warmup_rounds: int = 3
     exclusion_confidence: float = 0.99

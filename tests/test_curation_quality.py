@@ -1,13 +1,25 @@
-"""Data-quality signals: label quality (fit floor), sharpening and breadth of an update."""
+"""Data-quality signals: label quality (fit floor), sharpening, breadth and input span."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from fedcurate.config import compose_config
 from fedcurate.curation import Curator, ValidationEvaluator
-from fedcurate.curation.quality import FIT_FRACTION, SIGNALS, data_signals, fit_floor, sharpening
+from fedcurate.curation.quality import (
+    FIT_FRACTION,
+    INPUT_SPAN,
+    SIGNALS,
+    InputSpan,
+    data_signals,
+    fit_floor,
+    input_residual_basis,
+    sharpening,
+)
+from fedcurate.curation.rounds import RoundUpdates
 from fedcurate.data import build_federation
 from fedcurate.models import build_model
 from fedcurate.training import evaluate
@@ -99,3 +111,86 @@ def test_an_owner_with_noisy_features_shrinks_the_model() -> None:
     # Round 1 starts from random weights, which no data sharpen; from round 2 on it shows.
     assert all(per_round["sharpening"] == "owner-002" for per_round in lowest[1:])
     assert suspect == "owner-002"
+
+
+def test_the_residual_basis_spans_what_the_inputs_never_take() -> None:
+    rng = np.random.default_rng(0)
+    span = np.linalg.qr(rng.normal(size=(5, 2)))[0]
+    inputs = rng.normal(size=(200, 2)) @ span.T
+    residual = input_residual_basis(inputs)
+    assert residual.shape == (5, 3)
+    assert residual.T @ residual == pytest.approx(np.eye(3), abs=1e-9)
+    assert np.abs(inputs @ residual).max() < 1e-9
+    assert input_residual_basis(np.zeros((10, 4))).shape == (4, 0)
+
+
+def low_rank_round(noisy: str, noise: float, seed: int = 0) -> tuple[InputSpan, RoundUpdates]:
+    """Owners' first-layer updates ``G_i X_i`` from inputs in a 3-D span of R^8 (and a bias).
+
+    ``noisy`` adds Gaussian noise of scale ``noise`` to its inputs.
+    """
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(8, 3)))[0]
+    validation = rng.normal(size=(300, 3)) @ basis.T
+    span = InputSpan((4, 8), input_residual_basis(validation))
+    updates = {}
+    for name in ("a", "b", "c", "d", noisy):
+        inputs = rng.normal(size=(50, 3)) @ basis.T
+        if name == noisy:
+            inputs = inputs + noise * rng.normal(size=inputs.shape)
+        updates[name] = np.concatenate([(rng.normal(size=(4, 50)) @ inputs).ravel(), np.ones(4)])
+    weights = dict.fromkeys(updates, 1.0)
+    return span, RoundUpdates(np.zeros(36), updates, weights)
+
+
+def test_input_noise_takes_the_update_outside_the_inputs_span() -> None:
+    span, updates = low_rank_round("e", noise=0.5)
+    assert span.isotropic_share == pytest.approx(5 / 8)
+    signals = span.signals(updates)
+    assert set(signals) == set("abcde")
+    assert all(signals[name][INPUT_SPAN] == pytest.approx(0.0, abs=1e-12) for name in "abcd")
+    assert signals["e"][INPUT_SPAN] < -0.1
+    assert set(span.signals(updates, skip={"e"})) == set("abcd")
+    assert span.outside_share(np.zeros(36)) is None
+
+
+def test_a_noise_dominated_round_carries_no_input_span_signal() -> None:
+    """Isotropic (DP-like) noise fills the residual directions in proportion to their number."""
+    span, updates = low_rank_round("e", noise=0.5)
+    rng = np.random.default_rng(1)
+    noisy = {name: rng.normal(size=36) for name in updates.owners}
+    assert span.signals(RoundUpdates(np.zeros(36), noisy, updates.weights)) == {}
+
+
+@pytest.mark.parametrize(("model", "measured"), [("logistic", True), ("mlp", True), ("cnn", False)])
+def test_the_input_span_needs_a_dense_first_layer(model: str, measured: bool) -> None:
+    config = compose_config([f"model={model}"])
+    federation = build_federation(config)
+    template = build_model(config.model, federation.spec, config.seed)
+    span = InputSpan.of(ValidationEvaluator(template, federation.validation))
+    assert (span is not None) is measured
+
+
+def test_the_curator_records_the_input_span_signal_only_when_asked() -> None:
+    overrides = [o for o in NOISY if not o.startswith("corruption.rate")]
+    overrides[overrides.index("corruption=label_noise")] = "corruption=feature_noise"
+    config = compose_config([*overrides, "curator=first_order", "curator.policy=exclude"])
+    federation = build_federation(config)
+    template = build_model(config.model, federation.spec, config.seed)
+    evaluator = ValidationEvaluator(template, federation.validation)
+    asked = replace(config.curator, input_span_signal=True)
+    curators = [
+        Curator(curator, template, federation.validation, config.train, config.seed)
+        for curator in (config.curator, asked)
+    ]
+    for simulated in simulate_rounds(config, evaluator, 3):
+        updates = simulated.updates
+        for curator in curators:
+            curator.assess(
+                simulated.round, updates.updates, updates.weights, updates.global_weights
+            )
+    default, with_span = (curator.ledger.rounds for curator in curators)
+    assert all(INPUT_SPAN not in (o.signals or {}) for r in default for o in r.owners.values())
+    for entry in with_span:
+        spans = {name: (o.signals or {})[INPUT_SPAN] for name, o in entry.owners.items()}
+        assert min(spans, key=spans.__getitem__) == "owner-002"

@@ -46,7 +46,12 @@ from fedcurate.curation.methods import (
     first_order_from_products,
 )
 from fedcurate.curation.policies import OwnerDecision, decide
-from fedcurate.curation.quality import ENCRYPTED_SIGNAL, data_signals, sharpening_direction
+from fedcurate.curation.quality import (
+    ENCRYPTED_SIGNAL,
+    InputSpan,
+    data_signals,
+    sharpening_direction,
+)
 from fedcurate.curation.rounds import RoundUpdates, check_participants
 from fedcurate.curation.settings import check_curator_config
 from fedcurate.data.arrays import ArrayDataset
@@ -164,6 +169,7 @@ class Curator:
         # Recent global models, to recognise updates made of public information.
         self.public = PublicHistory(config.free_rider_memory)
         self._public_products: dict[str, float] = {}
+        self.input_span = InputSpan.of(self.evaluator) if config.input_span_signal else None
 
     @classmethod
     def from_config(cls, config: Config, validation: ArrayDataset, spec: DatasetSpec) -> Curator:
@@ -212,10 +218,11 @@ class Curator:
         """Data-quality signals and descent alignment of the updates not screened (plaintext)."""
         judged = {name: updates.updates[name] for name in updates.owners if name not in screened}
         gradient = self.evaluator.loss_gradient(updates.global_weights)
-        return UpdateEvidence(
-            signals=data_signals(self.evaluator, updates, skip=screened),
-            alignment=descent_alignment(judged, gradient),
-        )
+        signals = data_signals(self.evaluator, updates, skip=screened)
+        if self.input_span is not None:
+            for name, extra in self.input_span.signals(updates, skip=screened).items():
+                signals[name] = {**signals[name], **extra}
+        return UpdateEvidence(signals=signals, alignment=descent_alignment(judged, gradient))
 
     def validation_gradient(self, global_weights: np.ndarray) -> np.ndarray:
         """``g_t = ∇L_val(w_t)``, flat float64 (step 4: sent to the server for ``⟨Δ_i, g_t⟩``).

@@ -38,11 +38,28 @@ slot packing cannot give without a conjugation key), so it also grows with the
 size of the update; it is the data-quality evidence of the encrypted path.
 Policies compare signals across the round's participants
 (:mod:`fedcurate.curation.evidence`).
+
+An optional fourth signal (``curator.input_span_signal=true``, plaintext only),
+``input_span``, is minus the share of the first layer's update that lies
+outside the span of the validation inputs: the eigenvectors of their second
+moment ``E[x xᵀ]`` carrying :data:`INPUT_SPAN_SHARE` of its trace (a row of a
+dense first layer's gradient is a sum of raw inputs, so updates from clean
+data stay in that span). Noise added to an owner's inputs spreads its update
+over the directions the data never take. On the curator benchmark without DP
+it finds input noise that the other signals miss (digits and breast cancer);
+but an owner whose inputs simply differ from the rest (covariate shift) also
+leaves the span, and on Synthetic(1, 1) it excluded more benign owners. So it
+is off by default (numbers: ``docs/curator_input_span.md`` and the README).
+Under DP the update's noise is isotropic and fills the residual directions in
+proportion to their number: a round whose median share is at least
+:data:`NOISE_DOMINATED` of that isotropic share carries no signal, and none is
+recorded for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,6 +74,13 @@ PERFECT_FIT = 1e-12
 LABEL_QUALITY = "label_quality"
 #: The signals :func:`data_signals` measures, in order.
 SIGNALS = (LABEL_QUALITY, "sharpening", "breadth")
+#: The optional signal of the inputs' span (see above).
+INPUT_SPAN = "input_span"
+#: Share of the inputs' second moment whose eigenvectors make up their span.
+INPUT_SPAN_SHARE = 0.99
+#: A round whose median share outside the span is at least this fraction of an
+#: isotropic vector's is noise-dominated: no ``input_span`` signal (see above).
+NOISE_DOMINATED = 0.5
 #: The signal of the encrypted path (see :func:`sharpening_direction`).
 ENCRYPTED_SIGNAL = "sharpening_projection"
 
@@ -115,3 +139,75 @@ def data_signals(
             "breadth": float(np.mean(losses < start_losses)),
         }
     return signals
+
+
+def input_residual_basis(inputs: np.ndarray, share: float = INPUT_SPAN_SHARE) -> np.ndarray:
+    """Orthonormal columns spanning the input directions outside the inputs' span.
+
+    The span is that of the eigenvectors of the second moment ``E[x xᵀ]`` of the
+    flattened ``inputs`` carrying ``share`` of its trace, largest first; the
+    columns are the remaining eigenvectors (none when the inputs are all zero).
+    """
+    flat = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+    eigenvalues, eigenvectors = np.linalg.eigh(flat.T @ flat / max(len(flat), 1))
+    trace = float(eigenvalues.sum())
+    if trace <= 0.0:
+        return eigenvectors[:, :0]
+    carried = np.cumsum(eigenvalues[::-1]) / trace
+    span = min(int(np.searchsorted(carried, share)) + 1, eigenvalues.size)
+    # eigh sorts ascending: the residual directions come first.
+    return eigenvectors[:, : eigenvalues.size - span]
+
+
+@dataclass(frozen=True)
+class InputSpan:
+    """Where a dense first layer sits in the flat weights, and the inputs' residual directions.
+
+    Attributes
+    ----------
+    shape : tuple[int, int]
+        The first weight matrix, ``(outputs, inputs)``; it leads the flat weights.
+    residual : np.ndarray
+        ``(inputs, k)`` orthonormal directions outside the validation inputs' span.
+    """
+
+    shape: tuple[int, int]
+    residual: np.ndarray
+
+    @staticmethod
+    def of(evaluator: ValidationEvaluator) -> InputSpan | None:
+        """The model's input span, ``None`` unless its first layer is dense on the raw inputs."""
+        inputs = evaluator.x.reshape(len(evaluator.x), -1).double().numpy()
+        first = evaluator.shapes[0]
+        if len(first) != 2 or first[1] != inputs.shape[1]:
+            return None
+        residual = input_residual_basis(inputs)
+        return InputSpan((first[0], first[1]), residual) if residual.shape[1] else None
+
+    @property
+    def isotropic_share(self) -> float:
+        """Expected share of an isotropic random matrix outside the span."""
+        return self.residual.shape[1] / self.residual.shape[0]
+
+    def outside_share(self, update: np.ndarray) -> float | None:
+        """Share of the first layer's update outside the span (``None``: a zero update)."""
+        matrix = np.asarray(update, dtype=np.float64)[: self.shape[0] * self.shape[1]]
+        matrix = matrix.reshape(self.shape)
+        energy = float(np.sum(matrix * matrix))
+        if energy == 0.0:
+            return None
+        outside = matrix @ self.residual
+        return float(np.sum(outside * outside)) / energy
+
+    def signals(
+        self, updates: RoundUpdates, skip: Collection[str] = ()
+    ) -> dict[str, dict[str, float]]:
+        """Owner -> its :data:`INPUT_SPAN` signal; none in a noise-dominated round (see above)."""
+        shares = {
+            name: share
+            for name in updates.owners
+            if name not in skip and (share := self.outside_share(updates.updates[name])) is not None
+        }
+        if not shares or np.median(list(shares.values())) >= NOISE_DOMINATED * self.isotropic_share:
+            return {}
+        return {name: {INPUT_SPAN: -share} for name, share in shares.items()}
