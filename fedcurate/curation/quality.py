@@ -49,7 +49,7 @@ over the directions the data never take. On the curator benchmark without DP
 it finds input noise that the other signals miss (digits and breast cancer);
 but an owner whose inputs simply differ from the rest (covariate shift) also
 leaves the span, and on Synthetic(1, 1) it excluded more benign owners. So it
-is off by default (numbers: ``docs/curator_input_span.md`` and the README).
+is off by default (numbers: ``docs/curator_input_span/curator_benchmark.md`` and the README).
 Under DP the update's noise is isotropic and fills the residual directions in
 proportion to their number: a round whose median share is at least
 :data:`NOISE_DOMINATED` of that isotropic share carries no signal, and none is
