@@ -445,6 +445,13 @@ def _validate_components(config: Config) -> None:
             "needs every update in plaintext; under crypto=ckks the curator only sees "
             "scalar scores: use curator=first_order (or crypto=none for coalition methods)",
         )
+        _require(
+            not config.curator.input_span_signal,
+            "curator.input_span_signal",
+            "reads each update's first layer, which crypto=ckks hides from the curator; "
+            "under encryption its evidence is the first-order score and the sharpening "
+            "projection (set it to false, or use crypto=none)",
+        )
     if config.curator.name != "none":
         from fedcurate.curation.settings import check_curator_config
 

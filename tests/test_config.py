@@ -71,3 +71,20 @@ def test_experiment_preset_sets_several_groups() -> None:
 def test_run_config_carries_the_same_experiment() -> None:
     config = config_from_run_config({"overrides": "num_rounds=4 strategy=fedadam"})
     assert config == compose_config(["num_rounds=4", "strategy=fedadam"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["crypto=ckks", "curator=gtg_shapley"], "curator=gtg_shapley"),
+        (["crypto=ckks", "strategy=krum"], "strategy=krum"),
+        (
+            ["crypto=ckks", "curator=first_order", "curator.input_span_signal=true"],
+            "curator.input_span_signal",
+        ),
+    ],
+)
+def test_what_encryption_hides_is_refused_naming_it(overrides: list[str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        compose_config(overrides)
+    compose_config([o for o in overrides if o != "crypto=ckks"])
