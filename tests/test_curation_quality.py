@@ -34,6 +34,13 @@ NOISY = [
     "corruption.rate=0.5",
     "corruption.owners=[2]",
 ]
+#: ``NOISY`` with input noise instead of label noise on owner 2.
+NOISY_FEATURES = [
+    *[o for o in NOISY if not o.startswith("corruption")],
+    "corruption=feature_noise",
+    "corruption.scale=1.0",
+    "corruption.owners=[2]",
+]
 
 
 def test_fit_floor_averages_the_best_fitted_share() -> None:
@@ -105,9 +112,7 @@ def test_a_noisy_owner_fits_worst_and_stands_lowest() -> None:
 
 def test_an_owner_with_noisy_features_shrinks_the_model() -> None:
     """Input noise acts as weight decay: the update shrinks the weights (Bishop 1995)."""
-    noisy_features = [o for o in NOISY if not o.startswith("corruption.rate")]
-    noisy_features[noisy_features.index("corruption=label_noise")] = "corruption=feature_noise"
-    lowest, suspect = lowest_signals([*noisy_features, "corruption.scale=1.0"])
+    lowest, suspect = lowest_signals(NOISY_FEATURES)
     # Round 1 starts from random weights, which no data sharpen; from round 2 on it shows.
     assert all(per_round["sharpening"] == "owner-002" for per_round in lowest[1:])
     assert suspect == "owner-002"
@@ -172,9 +177,7 @@ def test_the_input_span_needs_a_dense_first_layer(model: str, measured: bool) ->
 
 
 def test_the_curator_records_the_input_span_signal_only_when_asked() -> None:
-    overrides = [o for o in NOISY if not o.startswith("corruption.rate")]
-    overrides[overrides.index("corruption=label_noise")] = "corruption=feature_noise"
-    config = compose_config([*overrides, "curator=first_order", "curator.policy=exclude"])
+    config = compose_config([*NOISY_FEATURES, "curator=first_order", "curator.policy=exclude"])
     federation = build_federation(config)
     template = build_model(config.model, federation.spec, config.seed)
     evaluator = ValidationEvaluator(template, federation.validation)

@@ -49,7 +49,8 @@ over the directions the data never take. On the curator benchmark without DP
 it finds input noise that the other signals miss (digits and breast cancer);
 but an owner whose inputs simply differ from the rest (covariate shift) also
 leaves the span, and on Synthetic(1, 1) it excluded more benign owners. So it
-is off by default (numbers: ``docs/curator_input_span/curator_benchmark.md`` and the README).
+is off by default (numbers: the README and
+``docs/curator_input_span/curator_benchmark.md``).
 Under DP the update's noise is isotropic and fills the residual directions in
 proportion to their number: a round whose median share is at least
 :data:`NOISE_DOMINATED` of that isotropic share carries no signal, and none is
@@ -177,11 +178,10 @@ class InputSpan:
     @staticmethod
     def of(evaluator: ValidationEvaluator) -> InputSpan | None:
         """The model's input span, ``None`` unless its first layer is dense on the raw inputs."""
-        inputs = evaluator.x.reshape(len(evaluator.x), -1).double().numpy()
         first = evaluator.shapes[0]
-        if len(first) != 2 or first[1] != inputs.shape[1]:
+        if len(first) != 2 or first[1] != evaluator.x[0].numel():
             return None
-        residual = input_residual_basis(inputs)
+        residual = input_residual_basis(evaluator.x.double().numpy())
         return InputSpan((first[0], first[1]), residual) if residual.shape[1] else None
 
     @property
