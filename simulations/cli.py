@@ -228,6 +228,7 @@ BENCHMARKS = {
     "quality": "label-error detection and annotation on a site's data",
     "privacy": "test accuracy under per-owner DP-SGD at ε = 8 and ε = 3",
     "overhead": "wall time of the quick start with DP, CKKS and the curator added one by one",
+    "ledger": "per-round cost of the curator's bookkeeping as a run grows long",
     "curator": "detection AUROC, exclusions and accuracy vs robust strategies",
 }
 

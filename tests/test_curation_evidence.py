@@ -10,6 +10,7 @@ import pytest
 from fedcurate.config import CuratorConfig
 from fedcurate.curation.evidence import (
     EVIDENCE_CLIP,
+    EvidenceLog,
     Observation,
     alarm,
     mean_standing,
@@ -114,6 +115,34 @@ def test_signals_are_optional_and_participation_partial() -> None:
     assert mean_standing(history)["a"] == pytest.approx(np.mean([s.total for s in per_round["a"]]))
 
 
+def test_the_log_extended_round_by_round_is_the_log_rebuilt_from_scratch() -> None:
+    """Standings are computed once per round; extending never changes an earlier log."""
+    rng = np.random.default_rng(3)
+    rounds = [
+        {
+            name: Observation(
+                server_round,
+                float(rng.normal()),
+                signals={"label_quality": float(rng.normal())},
+                alignment=float(rng.normal()),
+            )
+            for name in "abcde"
+            if rng.random() < 0.8
+        }
+        for server_round in range(1, 13)
+    ]
+    log = EvidenceLog()
+    for observations in rounds[:-1]:
+        log = log.extended(observations)
+    before = (dict(log.observations), dict(log.standings))
+    extended = log.extended(rounds[-1])
+    assert (dict(log.observations), dict(log.standings)) == before
+    history = {name: list(observations) for name, observations in extended.observations.items()}
+    rebuilt = EvidenceLog.of(history)
+    assert dict(extended.standings) == dict(rebuilt.standings)
+    assert extended.mean_standing() == rebuilt.mean_standing() == mean_standing(history)
+
+
 def test_clean_fits_protect_an_owner_with_low_credit() -> None:
     """Benign heterogeneity: lower credit in every round, but its local model fits cleanly."""
     rng = np.random.default_rng(0)
@@ -125,7 +154,7 @@ def test_clean_fits_protect_an_owner_with_low_credit() -> None:
     credit["noisy"] = list(0.2 + 0.1 * rng.normal(size=8))
     quality["noisy"] = list(1.0 + 0.3 * rng.normal(size=8))
     history = rounds_of(credit, quality)
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert decisions["unusual"].included
     assert not decisions["noisy"].included
     assert "label quality" in decisions["noisy"].reason
@@ -138,12 +167,14 @@ def test_a_screened_update_is_left_out_of_its_round_only() -> None:
     history["rider"] = [Observation(r, 0.0, screened=True) for r in range(1, 4)]
     history["rider"].append(Observation(4, 1.2))
     sent_replay = {**history, "rider": history["rider"][:3]}
-    decisions = decide("exclude", sent_replay, dict.fromkeys(sent_replay, 1.0), CONFIG)
+    decisions = decide(
+        "exclude", EvidenceLog.of(sent_replay), dict.fromkeys(sent_replay, 1.0), CONFIG
+    )
     assert not decisions["rider"].included
     assert "public information" in decisions["rider"].reason
     # Its next, genuine update, like the median owner's, is judged on the whole record:
     # three floor rounds and one at the median are not yet significant.
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert decisions["rider"].included
 
 
@@ -187,7 +218,7 @@ def test_harm_excludes_even_with_clean_fits() -> None:
         credit[name] = list(-1.5 + 0.1 * rng.normal(size=10))
         quality[name] = list(3.5 + 0.3 * rng.normal(size=10))
     history = rounds_of(credit, quality)
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     for name in ("flip1", "flip2", "flip3"):
         assert not decisions[name].included
         assert "confidently harmful" in decisions[name].reason
@@ -215,7 +246,7 @@ def test_an_uphill_owner_is_excluded_even_when_its_harm_is_small() -> None:
             Observation(r, -0.3 + 0.02 * rng.normal(), labelled(3.0), alignment=alignment)
             for r, alignment in enumerate(alignments, start=1)
         ]
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert not decisions["uphill"].included
     assert "descent alignment -0.60" in decisions["uphill"].reason
     assert decisions["sideways"].included
@@ -229,7 +260,7 @@ def test_a_record_that_hurts_and_points_uphill_sits_out_until_it_recovers() -> N
         Observation(r, -0.4 + 0.3 * rng.normal(), labelled(3.0), alignment=-0.05 + 0.01 * r)
         for r in range(1, 4)
     ]
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert not decisions["flipped"].included
     assert decisions["flipped"].reason.startswith("suspended this round")
     assert all(decisions[f"h{i}"].included for i in range(7))
@@ -238,7 +269,7 @@ def test_a_record_that_hurts_and_points_uphill_sits_out_until_it_recovers() -> N
         history["flipped"].append(Observation(r, 1.5, labelled(3.0), alignment=0.4))
         for i in range(7):
             history[f"h{i}"].append(Observation(r, 1.0, labelled(3.0), alignment=0.4))
-    decisions = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert decisions["flipped"].included
     assert decisions["flipped"].reason.startswith("kept")
 
@@ -254,7 +285,9 @@ def test_an_owner_whose_local_models_fit_well_is_not_suspended(
         Observation(r, -0.3 + 0.1 * rng.normal(), labelled(quality), alignment=-0.1)
         for r in range(1, 6)
     ]
-    decision = decide("exclude", history, dict.fromkeys(history, 1.0), CONFIG)["unusual"]
+    decision = decide("exclude", EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)[
+        "unusual"
+    ]
     assert decision.included is not suspended
     if suspended:
         assert decision.reason.startswith("suspended this round")
@@ -272,7 +305,7 @@ def test_an_uphill_update_is_left_out_of_its_round_before_any_record(policy: str
     }
     history["flipped"] = [Observation(1, -1.0, labelled(3.0), alignment=-0.35)]
     history["sideways"] = [Observation(1, 0.1, labelled(3.0), alignment=-0.2)]
-    decisions = decide(policy, history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide(policy, EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert not decisions["flipped"].included
     assert "uphill, before its owner has a record (descent alignment -0.35" in (
         decisions["flipped"].reason
@@ -283,7 +316,7 @@ def test_an_uphill_update_is_left_out_of_its_round_before_any_record(policy: str
     for i in range(5):
         history[f"h{i}"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
     history["sideways"].append(Observation(2, 1.0, labelled(3.0), alignment=0.3))
-    decisions = decide(policy, history, dict.fromkeys(history, 1.0), CONFIG)
+    decisions = decide(policy, EvidenceLog.of(history), dict.fromkeys(history, 1.0), CONFIG)
     assert decisions["flipped"].included
 
 

@@ -13,6 +13,7 @@ from fedcurate.curation.ledger import (
     relative_values,
     round_weights,
 )
+from simulations.bench_ledger import measure
 
 
 def round_record(
@@ -49,6 +50,18 @@ def test_state_dict_round_trips_through_json() -> None:
     assert restored.report() == ledger.report()
     with pytest.raises(ValueError, match="version"):
         restored.load_state_dict({"version": 99, "rounds": []})
+
+
+def test_a_state_with_rounds_out_of_order_is_refused_and_changes_nothing() -> None:
+    ledger = ContributionLedger()
+    ledger.record(round_record(1, {"a": 1.0, "b": -0.5}))
+    report = ledger.report()
+    state = ContributionLedger().state_dict()
+    state["rounds"] = [round_record(r, {"a": 1.0}).to_dict() for r in (2, 4, 3)]
+    with pytest.raises(ValueError, match="round 3 is not after the last recorded round 4"):
+        ledger.load_state_dict(state)
+    assert ledger.report() == report
+    assert ledger.standing() == report["standing"]
 
 
 def test_rounds_are_recorded_once_in_order() -> None:
@@ -95,3 +108,10 @@ def test_rounds_count_by_the_value_they_handed_out_within_their_utility() -> Non
     nothing.record(round_record(1, {"a": 0.0, "b": 0.0}))
     assert round_weights(nothing.rounds) == [0.0]
     assert nothing.cumulative() == {"a": 0.0, "b": 0.0}
+
+
+def test_the_bookkeeping_benchmark_times_a_round_after_a_long_run() -> None:
+    line = measure(owners=6, rounds=5)
+    assert (line["owners"], line["rounds"]) == (6, 5)
+    assert all(line[key] > 0.0 for key in ("extend_s", "rebuild_s", "decide_s", "report_s"))
+    assert line["rebuild_over_extend"] == line["rebuild_s"] / line["extend_s"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fedcurate.config import CuratorConfig
-from fedcurate.curation.evidence import Observation, robust_z
+from fedcurate.curation.evidence import EvidenceLog, Observation, robust_z
 from fedcurate.curation.policies import decide, replay_reputation
 
 CONFIG = CuratorConfig(name="gtg_shapley")
@@ -28,7 +28,7 @@ def base(owners: dict[str, list[Observation]]) -> dict[str, float]:
 
 def test_none_keeps_reported_weights() -> None:
     owners = history(site_a=[1.0], site_b=[-3.0])
-    decisions = decide("none", owners, {"site-a": 5.0, "site-b": 7.0}, CONFIG)
+    decisions = decide("none", EvidenceLog.of(owners), {"site-a": 5.0, "site-b": 7.0}, CONFIG)
     assert {n: d.weight for n, d in decisions.items()} == {"site-a": 5.0, "site-b": 7.0}
 
 
@@ -36,11 +36,11 @@ def test_exclusion_needs_evidence_across_rounds() -> None:
     honest = {f"h{i}": [1.0 + 0.1 * i, 0.9, 1.1 - 0.05 * i, 1.0, 0.95] for i in range(6)}
     bad = [-1.5, -1.2, -1.4, -1.6, -1.3]
     early = history(**{k: v[:2] for k, v in honest.items()}, bad=bad[:2])
-    decision = decide("exclude", early, base(early), CONFIG)["bad"]
+    decision = decide("exclude", EvidenceLog.of(early), base(early), CONFIG)["bad"]
     assert decision.included
     assert "warm-up" in decision.reason
     later = history(**honest, bad=bad)
-    decisions = decide("exclude", later, base(later), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(later), base(later), CONFIG)
     assert not decisions["bad"].included
     assert "confidently far below" in decisions["bad"].reason
     assert all(decisions[name].included for name in honest)
@@ -51,7 +51,7 @@ def test_one_bad_round_is_not_enough() -> None:
         **{f"h{i}": [1.0, 1.1 - 0.02 * i, 0.9, 1.0, 1.05] for i in range(6)},
         unlucky=[-4.0, 1.0, 0.8, 1.1, 0.9],
     )
-    decision = decide("exclude", owners, base(owners), CONFIG)["unlucky"]
+    decision = decide("exclude", EvidenceLog.of(owners), base(owners), CONFIG)["unlucky"]
     assert decision.included
     assert "not significantly below the other owners nor harmful" in decision.reason
 
@@ -64,7 +64,7 @@ def test_benign_outlier_among_heterogeneous_owners_is_kept() -> None:
         for i, m in enumerate([-0.2, 0.3, 0.8, 1.5, 2.0, 0.1, 1.1])
     }
     owners = history(**spread, unusual=list(-0.4 + 0.05 * rng.normal(size=8)))
-    decision = decide("exclude", owners, base(owners), CONFIG)["unusual"]
+    decision = decide("exclude", EvidenceLog.of(owners), base(owners), CONFIG)["unusual"]
     assert decision.included
     assert "not far enough below" in decision.reason
 
@@ -84,7 +84,7 @@ def test_an_owner_whose_data_look_unusual_is_kept_while_its_updates_help() -> No
 
     owners = {f"h{i}": owner(1.0, 0.2) for i in range(6)}
     owners |= {"skewed": owner(0.8, -0.5), "noisy": owner(0.0, -0.5)}
-    decisions = decide("exclude", owners, base(owners), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(owners), base(owners), CONFIG)
     assert decisions["skewed"].included
     assert (
         "far below the other owners, but its updates confidently help" in decisions["skewed"].reason
@@ -104,7 +104,7 @@ def test_false_exclusion_rate_of_benign_federations_is_small() -> None:
         excluded: set[str] = set()
         for rounds in range(1, 21):
             owners = history(**{f"o{i}": values[i, :rounds] for i in range(10)})
-            decisions = decide("exclude", owners, base(owners), CONFIG)
+            decisions = decide("exclude", EvidenceLog.of(owners), base(owners), CONFIG)
             excluded |= {name for name, d in decisions.items() if not d.included}
         ever_excluded += len(excluded)
         owners_seen += 10
@@ -127,13 +127,13 @@ def test_reputation_quarantines_and_readmits() -> None:
     assert first >= CONFIG.warmup_rounds - 1
     assert states[-1] is False
     owners = history(x=relatives[: first + 1], y=[1.0] * (first + 1))
-    quarantined = decide("reputation", owners, base(owners), CONFIG)["x"]
+    quarantined = decide("reputation", EvidenceLog.of(owners), base(owners), CONFIG)["x"]
     assert quarantined.weight == 0.0
     assert f"quarantined since round {first + 1}" in quarantined.reason
     readmitted_at = first + states[first:].index(False) + 1
     assert readmitted_at <= len(relatives)
     owners = history(x=relatives[:readmitted_at], y=[1.0] * readmitted_at)
-    decisions = decide("reputation", owners, base(owners), CONFIG)
+    decisions = decide("reputation", EvidenceLog.of(owners), base(owners), CONFIG)
     assert decisions["x"].included
     assert decisions["x"].reason.startswith("readmitted")
     assert decisions["x"].weight < decisions["y"].weight
@@ -143,13 +143,13 @@ def test_weight_policy_floors_caps_and_newcomers() -> None:
     owners = history(
         veteran=[0.5, 0.5, 0.5], star=[3.0, 2.0, 4.0], harmful=[-1.0, -1.0, -1.0], newbie=[-2.0]
     )
-    decisions = decide("weight", owners, dict.fromkeys(owners, 2.0), CONFIG)
+    decisions = decide("weight", EvidenceLog.of(owners), dict.fromkeys(owners, 2.0), CONFIG)
     assert decisions["veteran"].weight == pytest.approx(1.0)
     assert decisions["star"].weight == pytest.approx(2.0 * CONFIG.weight_cap)
     assert "(capped)" in decisions["star"].reason
     owners["uphill"] = [Observation(r, -0.5, alignment=-0.2) for r in (1, 2, 3)]
     owners["sideways"] = [Observation(r, -0.5, alignment=0.1) for r in (1, 2, 3)]
-    decisions = decide("weight", owners, dict.fromkeys(owners, 2.0), CONFIG)
+    decisions = decide("weight", EvidenceLog.of(owners), dict.fromkeys(owners, 2.0), CONFIG)
     assert decisions["uphill"].weight == 0.0
     assert "its updates hurt" in decisions["uphill"].reason
     assert decisions["sideways"].weight == pytest.approx(2.0 * CONFIG.weight_floor)
@@ -163,7 +163,7 @@ def test_weight_policy_lets_a_newcomers_credit_take_at_most_part_of_its_weight()
     """First values are noisy: a newcomer is floored higher, and never zeroed by its record."""
     owners = history(helpful=[1.5], middling=[0.7], diluting=[-0.8, -0.4])
     owners["uphill"] = [Observation(r, -0.5, alignment=-0.2) for r in (1, 2)]
-    decisions = decide("weight", owners, dict.fromkeys(owners, 2.0), CONFIG)
+    decisions = decide("weight", EvidenceLog.of(owners), dict.fromkeys(owners, 2.0), CONFIG)
     assert CONFIG.weight_floor < CONFIG.warmup_floor < 0.7 < CONFIG.weight_cap
     assert decisions["helpful"].weight == pytest.approx(2.0 * CONFIG.weight_cap)
     assert decisions["middling"].weight == pytest.approx(2.0 * 0.7)
@@ -181,7 +181,7 @@ def test_screened_and_steeply_uphill_updates_are_left_out_of_their_round(policy:
     owners["flipped"].append(Observation(rounds[-1], -1.5, alignment=-0.7))
     owners["replay"] = [Observation(r, 0.9) for r in rounds[:-1]]
     owners["replay"].append(Observation(rounds[-1], 0.0, screened=True))
-    decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
+    decisions = decide(policy, EvidenceLog.of(owners), dict.fromkeys(owners, 1.0), CONFIG)
     # Past warm-up, exclude lets the record judge the owner and holds the update
     # at the floor; weight zeroes it.
     floored = policy == "exclude"
@@ -195,14 +195,14 @@ def test_screened_and_steeply_uphill_updates_are_left_out_of_their_round(policy:
     assert all(decisions[f"h{i}"].included for i in range(4))
     for observations in owners.values():
         observations.append(Observation(rounds[-1] + 1, 1.0, alignment=0.4))
-    decisions = decide(policy, owners, dict.fromkeys(owners, 1.0), CONFIG)
+    decisions = decide(policy, EvidenceLog.of(owners), dict.fromkeys(owners, 1.0), CONFIG)
     assert decisions["flipped"].included
     assert decisions["replay"].included
 
 
 def test_a_round_never_ends_without_any_update() -> None:
     owners = history(a=[-1.0] * 4, b=[-1.0] * 4)
-    decisions = decide("reputation", owners, {"a": 3.0, "b": 4.0}, CONFIG)
+    decisions = decide("reputation", EvidenceLog.of(owners), {"a": 3.0, "b": 4.0}, CONFIG)
     assert {n: d.weight for n, d in decisions.items()} == {"a": 3.0, "b": 4.0}
     assert all("left every participant out" in d.reason for d in decisions.values())
 
@@ -214,7 +214,7 @@ def test_exclude_leaves_out_an_owner_whose_updates_point_uphill_round_after_roun
         for i in range(9)
     }
     owners["flip"] = [Observation(r, 0.9, alignment=-0.01) for r in range(1, 16)]
-    decisions = decide("exclude", owners, base(owners), CONFIG)
+    decisions = decide("exclude", EvidenceLog.of(owners), base(owners), CONFIG)
     assert not decisions["flip"].included
     assert "uphill round after round" in decisions["flip"].reason
     assert "15 of 15 rounds" in decisions["flip"].reason
@@ -222,5 +222,5 @@ def test_exclude_leaves_out_an_owner_whose_updates_point_uphill_round_after_roun
     fewer = {name: observations[:10] for name, observations in owners.items()}
     assert (
         "uphill round after round"
-        not in decide("exclude", fewer, base(fewer), CONFIG)["flip"].reason
+        not in decide("exclude", EvidenceLog.of(fewer), base(fewer), CONFIG)["flip"].reason
     )

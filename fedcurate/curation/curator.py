@@ -21,7 +21,7 @@ Encrypted mode (first-order method only; the curator never sees an update)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,6 @@ from torch import nn
 
 from fedcurate.config import Config, CuratorConfig, TrainConfig
 from fedcurate.curation.evaluator import ValidationEvaluator
-from fedcurate.curation.evidence import Observation
 from fedcurate.curation.first_order import descent_alignment
 from fedcurate.curation.free_riding import PublicHistory, screen_scores, screen_updates
 from fedcurate.curation.ledger import (
@@ -324,28 +323,18 @@ class Curator:
             name: min(share, 0.0) if name in screened else share
             for name, share in relative_values(valuation.values).items()
         }
-        history = self.ledger.history()
-        for name, share in credit.items():
-            observation = Observation(
-                server_round,
-                share,
-                signals=evidence.signals.get(name, {}),
-                screened=name in screened,
-                alignment=evidence.alignment.get(name),
-                score=valuation.scores.get(name),
-            )
-            history.setdefault(name, []).append(observation)
-        base_weights = {name: float(weights[name]) for name in sorted(valuation.values)}
-        decisions = decide(self.config.policy, history, base_weights, self.config)
-        record = _round_record(
+        valued = _valued_round(
             server_round,
             valuation,
             credit=credit,
-            decisions=decisions,
+            weights=weights,
             screened=screened,
             evidence=evidence,
         )
-        self.ledger.record(record)
+        log = self.ledger.evidence.extended(valued.observations())
+        base_weights = {name: float(weights[name]) for name in sorted(valuation.values)}
+        decisions = decide(self.config.policy, log, base_weights, self.config)
+        self.ledger.record(_decided(valued, decisions))
         return Decision(
             round=server_round,
             method=valuation.method,
@@ -374,22 +363,23 @@ class Curator:
         self.public.load_state_dict(state["public"])
 
 
-def _round_record(
+def _valued_round(
     server_round: int,
     valuation: Valuation,
     *,
     credit: Mapping[str, float],
-    decisions: Mapping[str, OwnerDecision],
+    weights: Mapping[str, float],
     screened: Mapping[str, str],
     evidence: UpdateEvidence,
 ) -> RoundRecord:
+    """The round as valued, before the policy decides: every owner at its reported weight."""
     owners = {
         name: OwnerRecord(
             value=float(valuation.values[name]),
             relative=credit[name],
-            weight=decisions[name].weight,
-            included=decisions[name].included,
-            reason=decisions[name].reason,
+            weight=float(weights[name]),
+            included=True,
+            reason="awaiting the policy",
             score=valuation.scores.get(name),
             screen=screened.get(name),
             signals=evidence.signals.get(name),
@@ -405,3 +395,17 @@ def _round_record(
         valuation.note,
         owners,
     )
+
+
+def _decided(valued: RoundRecord, decisions: Mapping[str, OwnerDecision]) -> RoundRecord:
+    """``valued`` with the policy's weight, inclusion and reason for every owner."""
+    owners = {
+        name: replace(
+            owner,
+            weight=decisions[name].weight,
+            included=decisions[name].included,
+            reason=decisions[name].reason,
+        )
+        for name, owner in valued.owners.items()
+    }
+    return replace(valued, owners=owners)

@@ -177,7 +177,8 @@ def robust_z(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def _clipped(scores: Mapping[str, float]) -> dict[str, float]:
-    return {name: float(np.clip(z, -EVIDENCE_CLIP, EVIDENCE_CLIP)) for name, z in scores.items()}
+    # Python's min/max, not np.clip: this runs for every owner, term and round.
+    return {name: min(max(float(z), -EVIDENCE_CLIP), EVIDENCE_CLIP) for name, z in scores.items()}
 
 
 def alarm(terms: Mapping[str, float]) -> float:
@@ -212,17 +213,65 @@ def round_standing(observations: Mapping[str, Observation]) -> dict[str, Standin
     }
 
 
-def standings(history: History) -> dict[str, list[Standing]]:
+def standings(history: History) -> dict[str, Sequence[Standing]]:
     """Owner -> its standing in each of its rounds, oldest first (aligned with ``history``)."""
-    by_round: dict[int, dict[str, Observation]] = {}
-    for name, observations in history.items():
-        for observation in observations:
-            by_round.setdefault(observation.round, {})[name] = observation
-    result: dict[str, list[Standing]] = {name: [] for name in history}
-    for server_round in sorted(by_round):
-        for name, standing in round_standing(by_round[server_round]).items():
-            result[name].append(standing)
-    return result
+    return dict(EvidenceLog.of(history).standings)
+
+
+@dataclass(frozen=True)
+class EvidenceLog:
+    """Every owner's observations and their standings, oldest first: what policies decide on.
+
+    A round's standings depend on that round's observations only, so they are
+    computed once, when the round joins the log (:meth:`extended`): deciding a
+    round then costs the same in round 300 as in round 3, where recomputing
+    every past round grew with the length of the run.
+
+    Attributes
+    ----------
+    observations : Mapping[str, Sequence[Observation]]
+        Owner -> its observations over the rounds it took part in.
+    standings : Mapping[str, Sequence[Standing]]
+        Owner -> its standing in each of those rounds (aligned with ``observations``).
+    """
+
+    observations: Mapping[str, Sequence[Observation]] = field(default_factory=dict)
+    standings: Mapping[str, Sequence[Standing]] = field(default_factory=dict)
+
+    @staticmethod
+    def of(history: History) -> EvidenceLog:
+        """The log of ``history`` (owner -> observations, oldest first), rounds in order."""
+        by_round: dict[int, dict[str, Observation]] = {}
+        for name, observations in history.items():
+            for observation in observations:
+                by_round.setdefault(observation.round, {})[name] = observation
+        log = EvidenceLog(dict.fromkeys(history, ()), dict.fromkeys(history, ()))
+        for server_round in sorted(by_round):
+            log = log.extended(by_round[server_round])
+        return log
+
+    def extended(self, round_observations: Mapping[str, Observation]) -> EvidenceLog:
+        """A new log with one more round (participant -> its observation); this one is unchanged."""
+        round_standings = round_standing(round_observations)
+        observations = dict(self.observations)
+        standings = dict(self.standings)
+        for name, observation in round_observations.items():
+            observations[name] = (*observations.get(name, ()), observation)
+            standings[name] = (*standings.get(name, ()), round_standings[name])
+        return EvidenceLog(observations, standings)
+
+    def mean_standing(self) -> dict[str, float]:
+        """Owner -> mean total standing over its rounds, sorted by name (the policy's evidence).
+
+        An owner with an uphill record (:func:`uphill_records`) gets the lowest
+        standing, ``-EVIDENCE_CLIP``.
+        """
+        means = {
+            name: float(np.mean([s.total for s in per_round])) if per_round else 0.0
+            for name, per_round in sorted(self.standings.items())
+        }
+        uphill = uphill_records(self.observations)
+        return {name: -EVIDENCE_CLIP if name in uphill else mean for name, mean in means.items()}
 
 
 @dataclass(frozen=True)
@@ -262,14 +311,5 @@ def uphill_records(history: History) -> dict[str, UphillRecord]:
 
 
 def mean_standing(history: History) -> dict[str, float]:
-    """Owner -> mean total standing over its rounds, sorted by name (the policy's evidence).
-
-    An owner with an uphill record (:func:`uphill_records`) gets the lowest
-    standing, ``-EVIDENCE_CLIP``.
-    """
-    means = {
-        name: float(np.mean([s.total for s in per_round])) if per_round else 0.0
-        for name, per_round in sorted(standings(history).items())
-    }
-    uphill = uphill_records(history)
-    return {name: -EVIDENCE_CLIP if name in uphill else mean for name, mean in means.items()}
+    """Owner -> mean total standing over its rounds, sorted by name (see :class:`EvidenceLog`)."""
+    return EvidenceLog.of(history).mean_standing()

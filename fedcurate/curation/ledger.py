@@ -25,19 +25,21 @@ fell from 19.5 % to 8.9 % and the seeds above 10 % from 8 to 1.
 
 The ledger is the curator's only state: :meth:`ContributionLedger.state_dict`
 is plain JSON-serialisable data (Opacus-style ``state_dict`` /
-``load_state_dict``) for checkpoints, and :meth:`ContributionLedger.report` is
+``load_state_dict``) for checkpoints; the evidence log the policies decide on
+(:class:`~fedcurate.curation.evidence.EvidenceLog`) is derived from the rounds,
+extended as each is recorded and rebuilt on load; and :meth:`ContributionLedger.report` is
 what a run writes to ``ledger.json``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from fedcurate.curation.evidence import Observation, mean_standing
+from fedcurate.curation.evidence import EvidenceLog, Observation
 
 STATE_VERSION = 2
 
@@ -96,6 +98,26 @@ class OwnerRecord:
     signals: dict[str, float] | None = None
     alignment: float | None = None
 
+    def observation(self, server_round: int) -> Observation:
+        """What the policies see of this record in round ``server_round``."""
+        return Observation(
+            server_round,
+            self.relative,
+            signals=self.signals or {},
+            screened=self.screen is not None,
+            alignment=self.alignment,
+            score=self.score,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON-serialisable)."""
+        data = {name: getattr(self, name) for name in _OWNER_FIELDS}
+        data["signals"] = None if self.signals is None else dict(self.signals)
+        return data
+
+
+_OWNER_FIELDS = tuple(f.name for f in fields(OwnerRecord))
+
 
 @dataclass(frozen=True)
 class RoundRecord:
@@ -110,7 +132,18 @@ class RoundRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON-serialisable)."""
-        return asdict(self)
+        return {
+            "round": self.round,
+            "method": self.method,
+            "utility": self.utility,
+            "evaluations": self.evaluations,
+            "note": self.note,
+            "owners": {name: owner.to_dict() for name, owner in self.owners.items()},
+        }
+
+    def observations(self) -> dict[str, Observation]:
+        """Participant -> what the policies see of it in this round."""
+        return {name: owner.observation(self.round) for name, owner in self.owners.items()}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> RoundRecord:
@@ -153,6 +186,7 @@ class ContributionLedger:
 
     def __init__(self) -> None:
         self._rounds: list[RoundRecord] = []
+        self._evidence = EvidenceLog()
 
     @property
     def rounds(self) -> tuple[RoundRecord, ...]:
@@ -174,22 +208,18 @@ class ContributionLedger:
         """Append one round (see :meth:`check_next`)."""
         self.check_next(entry.round)
         self._rounds.append(entry)
+        self._evidence = self._evidence.extended(entry.observations())
+
+    @property
+    def evidence(self) -> EvidenceLog:
+        """The recorded rounds' observations and standings, what the policies decide on."""
+        return self._evidence
 
     def history(self) -> dict[str, list[Observation]]:
         """Owner name -> its observations, oldest first, over the rounds it took part in."""
-        history: dict[str, list[Observation]] = {}
-        for entry in self._rounds:
-            for name, owner in entry.owners.items():
-                observation = Observation(
-                    entry.round,
-                    owner.relative,
-                    signals=owner.signals or {},
-                    screened=owner.screen is not None,
-                    alignment=owner.alignment,
-                    score=owner.score,
-                )
-                history.setdefault(name, []).append(observation)
-        return history
+        return {
+            name: list(observations) for name, observations in self._evidence.observations.items()
+        }
 
     def cumulative(self) -> dict[str, float]:
         """Owner name -> its credit, sorted by name.
@@ -223,7 +253,7 @@ class ContributionLedger:
         credit and data-quality signals together (see :mod:`fedcurate.curation.evidence`);
         lower means more likely corrupted.
         """
-        return mean_standing(self.history())
+        return self._evidence.mean_standing()
 
     def report(self) -> dict[str, Any]:
         """The content of ``ledger.json``: rounds, cumulative credit, rewards and standing."""
@@ -243,4 +273,7 @@ class ContributionLedger:
         version = state.get("version")
         if version != STATE_VERSION:
             raise ValueError(f"ledger state version {version} is not {STATE_VERSION}")
-        self._rounds = [RoundRecord.from_dict(entry) for entry in state["rounds"]]
+        restored = ContributionLedger()
+        for entry in state["rounds"]:
+            restored.record(RoundRecord.from_dict(entry))
+        self._rounds, self._evidence = restored._rounds, restored._evidence

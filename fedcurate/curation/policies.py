@@ -1,8 +1,9 @@
 """Policies: what the values decide about this round's aggregation.
 
-A policy reads every owner's history of observations (relative values and,
-where measured, data-quality signals, descent alignment and the free-rider screen; see
-:mod:`fedcurate.curation.evidence`; the current round included) and the
+A policy reads the evidence log (:class:`~fedcurate.curation.evidence.EvidenceLog`):
+every owner's observations (relative values and, where measured, data-quality
+signals, descent alignment and the free-rider screen) and their standings, the
+current round included; and the
 participants' reported aggregation weights ``p_i``, and decides for each
 participant a weight (0 = left out of the aggregate) with a reason in words.
 Policies keep no state of their own: each decision is a function of the ledger,
@@ -38,11 +39,10 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from fedcurate.config import CuratorConfig
 from fedcurate.curation.evidence import (
-    History,
+    EvidenceLog,
     Observation,
     Standing,
     UphillRecord,
-    standings,
     uphill_records,
 )
 from fedcurate.curation.quality import LABEL_QUALITY
@@ -91,7 +91,7 @@ class OwnerDecision:
         return self.weight > 0.0
 
 
-Policy = Callable[[History, Mapping[str, float], CuratorConfig], dict[str, OwnerDecision]]
+Policy = Callable[[EvidenceLog, Mapping[str, float], CuratorConfig], dict[str, OwnerDecision]]
 
 
 def _relatives(observations: Sequence[Observation]) -> np.ndarray:
@@ -152,7 +152,7 @@ def _uphill(latest: Observation, newcomer: bool) -> str | None:
 
 
 def no_policy(
-    history: History, base_weights: Mapping[str, float], config: CuratorConfig
+    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
     """Every participant with its reported weight."""
     return {
@@ -162,7 +162,7 @@ def no_policy(
 
 
 def weight_policy(
-    history: History, base_weights: Mapping[str, float], config: CuratorConfig
+    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
     """``p_i * clip(mean relative value, floor, weight_cap)``; a newcomer's floor is higher.
 
@@ -188,6 +188,7 @@ def weight_policy(
     owner's classes and the others' from round to round. An update flagged by
     :func:`round_screen` gets weight 0 in its round; the owner is not barred.
     """
+    history = log.observations
     decisions = {}
     for name, weight in base_weights.items():
         newcomer = _newcomer(history[name], config)
@@ -358,7 +359,7 @@ def below_zero_p(values: np.ndarray) -> float:
 
 
 def exclude_policy(
-    history: History, base_weights: Mapping[str, float], config: CuratorConfig
+    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
     """Leave out owners whose record is confidently bad.
 
@@ -432,7 +433,7 @@ def exclude_policy(
     The decision is re-taken each round from all evidence so far, so more
     rounds only sharpen it.
     """
-    per_round = standings(history)
+    history, per_round = log.observations, log.standings
     uphill = uphill_records(history)
     established = {
         name: HarmEvidence.of(observations, per_round[name], uphill.get(name))
@@ -549,7 +550,7 @@ def replay_reputation(
     quarantined, since = False, None
     reputation = 0.5
     for count, observation in enumerate(observations, start=1):
-        evidence = float(np.clip(observation.relative, -1.0, 1.0))
+        evidence = min(max(observation.relative, -1.0), 1.0)
         positive = config.reputation_decay * positive + max(evidence, 0.0)
         negative = config.reputation_decay * negative + max(-evidence, 0.0)
         reputation = (positive + 1.0) / (positive + negative + 2.0)
@@ -565,12 +566,12 @@ def replay_reputation(
 
 
 def reputation_policy(
-    history: History, base_weights: Mapping[str, float], config: CuratorConfig
+    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
     """``p_i * reputation`` for active owners, 0 for quarantined ones."""
     decisions = {}
     for name, weight in base_weights.items():
-        observations = history[name]
+        observations = log.observations[name]
         state = replay_reputation(observations, config)
         earlier = replay_reputation(observations[:-1], config)
         if state.quarantined:
@@ -595,7 +596,7 @@ POLICIES: dict[str, Policy] = {
 
 
 def decide(
-    policy: str, history: History, base_weights: Mapping[str, float], config: CuratorConfig
+    policy: str, log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
 ) -> dict[str, OwnerDecision]:
     """Apply ``policy``; never leave a round without any update to aggregate.
 
@@ -603,7 +604,7 @@ def decide(
     at their reported weights and every reason says so: an empty aggregate
     would silently repeat the old model.
     """
-    decisions = POLICIES[policy](history, base_weights, config)
+    decisions = POLICIES[policy](log, base_weights, config)
     if any(decision.included for decision in decisions.values()):
         return decisions
     return {
