@@ -301,17 +301,18 @@ def arm_spec(
     return RunSpec((*clean, "strategy=fedavg"), tuple(sorted(offline)))
 
 
-def curation_fingerprint() -> str:
+def curation_fingerprint(project: Path = PROJECT_DIR) -> str:
     """Hash of the curation code, curator presets and config schema (the curator's defaults).
 
-    Curated runs are redone when it changes. Each file counts by what can change
-    a run (:func:`behaviour`), so editing a docstring or a comment keeps the cache.
+    Curated runs are redone when it changes. Each file, subpackages included,
+    counts by its path in ``project`` and what can change a run (:func:`behaviour`),
+    so editing a docstring or a comment keeps the cache.
     """
     digest = hashlib.sha256()
-    roots = [PROJECT_DIR / "fedcurate" / "curation", PROJECT_DIR / "conf" / "curator"]
-    sources = [p for root in roots for p in root.glob("*") if p.suffix in {".py", ".yaml"}]
-    for path in sorted([*sources, PROJECT_DIR / "fedcurate" / "config.py"]):
-        digest.update(path.name.encode())
+    roots = [project / "fedcurate" / "curation", project / "conf" / "curator"]
+    sources = [p for root in roots for p in root.rglob("*") if p.suffix in {".py", ".yaml"}]
+    for path in sorted([*sources, project / "fedcurate" / "config.py"]):
+        digest.update(path.relative_to(project).as_posix().encode())
         digest.update(behaviour(path).encode())
     return digest.hexdigest()[:16]
 

@@ -21,6 +21,7 @@ from simulations.bench_curator import (
     behaviour,
     cell_of,
     cell_record,
+    curation_fingerprint,
     detection_auroc,
     exclusion_markdown,
     main,
@@ -87,6 +88,19 @@ def test_the_cache_redoes_curated_runs_when_the_curation_code_changes(tmp_path: 
     baseline = arm_spec(Cell("digits", "iid", "label_flip", 0.2, "none"), "fedavg", 0, 5)
     RunCache(tmp_path, "old").put(baseline, {"final_accuracy": 0.8})
     assert RunCache(tmp_path, "new").get(baseline) is not None
+
+
+def test_the_fingerprint_follows_code_in_subpackages_but_not_docstrings(tmp_path: Path) -> None:
+    policy = tmp_path / "fedcurate" / "curation" / "policies" / "weight.py"
+    policy.parent.mkdir(parents=True)
+    (tmp_path / "conf" / "curator").mkdir(parents=True)
+    (tmp_path / "fedcurate" / "config.py").write_text("FLOOR = 0.1\n")
+    policy.write_text('"""Weights."""\nCAP = 1.0\n')
+    before = curation_fingerprint(tmp_path)
+    policy.write_text('"""Weights from credit."""\n# capped\nCAP = 1.0\n')
+    assert curation_fingerprint(tmp_path) == before
+    policy.write_text('"""Weights from credit."""\nCAP = 2.0\n')
+    assert curation_fingerprint(tmp_path) != before
 
 
 def _record(dataset: str, privacy: str, auroc: float, gap_clean: float) -> dict[str, object]:

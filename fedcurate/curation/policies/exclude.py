@@ -1,37 +1,8 @@
-"""Policies: what the values decide about this round's aggregation.
-
-A policy reads the evidence log (:class:`~fedcurate.curation.evidence.EvidenceLog`):
-every owner's observations (relative values and, where measured, data-quality
-signals, descent alignment and the free-rider screen) and their standings, the
-current round included; and the
-participants' reported aggregation weights ``p_i``, and decides for each
-participant a weight (0 = left out of the aggregate) with a reason in words.
-Policies keep no state of their own: each decision is a function of the ledger,
-so a resumed run decides exactly as an uninterrupted one.
-
-* ``none``: weights as reported.
-* ``weight``: ``p_i`` times the owner's mean relative value, floored and
-  capped (credit takes weight away, never adds beyond ``p_i``), 0 for a record
-  that hurts and points uphill; a newcomer's floor is higher.
-* ``exclude``: leave out owners whose standing (credit and data-quality signals
-  relative to each round's other participants, see
-  :mod:`fedcurate.curation.evidence`) is *confidently* and far below the others',
-  or whose updates confidently harm; until then, an owner whose record hurts and
-  points uphill sits out the round, or, when its local models confidently fit
-  well (unusual, not corrupted), stays in at the floor weight.
-* ``reputation``: a decaying beta reputation with quarantine and readmission.
-
-``weight`` and ``exclude`` also leave out of its round an update that
-:func:`round_screen` flags (public information, pointing steeply uphill, or
-pointing uphill before its owner has a record): a fact about that update, not a
-judgement of its owner's record. Once an owner has a record, ``exclude`` lets
-the record judge a steeply uphill update and holds it at the floor weight for
-its round when the record keeps the owner.
-"""
+"""The ``exclude`` policy: leave out owners whose record is confidently bad."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,15 +16,21 @@ from fedcurate.curation.evidence import (
     UphillRecord,
     uphill_records,
 )
+from fedcurate.curation.policies.base import (
+    UPHILL_ALIGNMENT,
+    OwnerDecision,
+    alignments_of,
+    is_newcomer,
+    mean_alignment,
+    relatives_of,
+    round_screen,
+    uphill_description,
+)
 from fedcurate.curation.quality import LABEL_QUALITY
 
 #: Harm that excludes on credit alone: a mean relative value this far below 0 undoes
 #: as much as an average owner adds (relative values have mean magnitude 1).
 HARM_EFFECT = 1.0
-#: Harm that excludes whatever its size: updates whose mean descent alignment
-#: ``cos(Δ_i, -∇L_val)`` is this far below 0 point uphill, not merely sideways
-#: as honest updates of skewed owners do.
-UPHILL_ALIGNMENT = 0.3
 #: Help that protects from exclusion on data signals: a mean relative value at least
 #: this far above 0 (a quarter of an average owner's contribution) ...
 HELP_EFFECT = 0.25
@@ -67,182 +44,6 @@ SUSPENSION_CONFIDENCE = 0.95
 #: median participant's (mean label-quality term above 0) at this confidence: then
 #: it stays in at the floor weight.
 CLEAN_CONFIDENCE = 0.95
-#: An update this far uphill is left out of its own round (``exclude`` holds it at
-#: the floor weight instead when its owner's record keeps the owner): on the
-#: curator benchmark without DP honest updates reach it in 6.5 of 1,000
-#: owner-rounds (13.5 on held-out seeds 3-5, nearly all of them skewed
-#: breast-cancer owners late in a run), sign flips in 53 % of theirs (39 %); with
-#: DP honest updates never do. Before an owner has a record (its warm-up rounds)
-#: ``UPHILL_ALIGNMENT`` suffices: early on every honest owner's data lowers the
-#: validation loss (see :func:`round_screen`).
-STEEP_UPHILL_ALIGNMENT = 0.5
-
-
-@dataclass(frozen=True)
-class OwnerDecision:
-    """Aggregation weight (0 = excluded) and the reason for it."""
-
-    weight: float
-    reason: str
-
-    @property
-    def included(self) -> bool:
-        """Whether the owner's update enters the aggregate."""
-        return self.weight > 0.0
-
-
-Policy = Callable[[EvidenceLog, Mapping[str, float], CuratorConfig], dict[str, OwnerDecision]]
-
-
-def _relatives(observations: Sequence[Observation]) -> np.ndarray:
-    return np.array([o.relative for o in observations], dtype=np.float64)
-
-
-def _alignments(observations: Sequence[Observation]) -> np.ndarray:
-    """Descent alignments of the rounds they were measured in."""
-    return np.array([o.alignment for o in observations if o.alignment is not None])
-
-
-def _mean_alignment(observations: Sequence[Observation]) -> float | None:
-    """Mean descent alignment over the rounds it was measured in (``None``: never)."""
-    alignments = _alignments(observations)
-    return float(alignments.mean()) if alignments.size else None
-
-
-def _newcomer(observations: Sequence[Observation], config: CuratorConfig) -> bool:
-    """Whether the owner is still in its warm-up: fewer than ``warmup_rounds`` valued rounds."""
-    return len(observations) < config.warmup_rounds
-
-
-def round_screen(latest: Observation, newcomer: bool) -> str | None:
-    """Why an owner's update of this round is left out of it, or ``None``.
-
-    A screened update is public information (a replay of the last global
-    change): it carries no data of its owner. An update that points steeply
-    uphill (descent alignment at most ``-STEEP_UPHILL_ALIGNMENT``) would undo
-    other owners' progress before the record can judge its owner; a floored
-    weight would still let it subtract (``exclude``, once the owner has a
-    record, lets the record judge instead, see :func:`exclude_policy`). A
-    newcomer (``newcomer``: still in its warm-up rounds) has no record at all,
-    and in the first rounds, far from any optimum, every honest owner's data
-    lowers the validation loss: its update sits out already at
-    ``-UPHILL_ALIGNMENT``. On the curator benchmark without DP, honest updates
-    of rounds 1-3 reach that in 1 of 1,512 owner-rounds on digits, none on
-    breast cancer and 2.5 % on Synthetic(1,1); sign flips in 85 %, where the
-    steep threshold let a non-IID digits sign flip at -0.35 into the first
-    rounds.
-    """
-    if latest.screened:
-        return "excluded this round: its update is public information, no data of its own"
-    uphill = _uphill(latest, newcomer)
-    return None if uphill is None else f"excluded this round: {uphill}"
-
-
-def _uphill(latest: Observation, newcomer: bool) -> str | None:
-    """How far uphill the update points, when that is past the screen's threshold."""
-    threshold = UPHILL_ALIGNMENT if newcomer else STEEP_UPHILL_ALIGNMENT
-    if latest.alignment is None or latest.alignment > -threshold:
-        return None
-    steeply = "" if newcomer else "steeply "
-    before = ", before its owner has a record" if newcomer else ""
-    return (
-        f"its update points {steeply}uphill{before} "
-        f"(descent alignment {latest.alignment:+.2f} <= {-threshold:g})"
-    )
-
-
-def no_policy(
-    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
-) -> dict[str, OwnerDecision]:
-    """Every participant with its reported weight."""
-    return {
-        name: OwnerDecision(weight, f"policy none: reported weight {weight:g}")
-        for name, weight in base_weights.items()
-    }
-
-
-def weight_policy(
-    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
-) -> dict[str, OwnerDecision]:
-    """``p_i * clip(mean relative value, floor, weight_cap)``; a newcomer's floor is higher.
-
-    An owner with fewer than ``warmup_rounds`` valued rounds is a newcomer: its
-    first values are noisy (a skewed owner's first updates can look harmful), so
-    its multiplier is floored at ``warmup_floor`` rather than ``weight_floor``
-    (by default its credit takes at most half its weight), and the zero weight
-    below waits for a record. On the curator benchmark's 40 %-bad cells, kept at
-    full weight, label-flipping owners under DP pulled the model their way for
-    the three warm-up rounds and it did not recover (IID digits: 2 points below
-    clean-only); floored as low as past warm-up, skewed non-IID owners were held
-    down on their first values (non-IID digits: up to 5 points lower; the
-    README's ``--curator-override curator.warmup_floor`` comparison). The mean
-    (not the sum) of relative values is used so that an owner sampled in fewer
-    rounds is not penalised for it. The floor keeps owners that help little in
-    the aggregate (a skewed label mix still teaches its classes);
-    an owner whose mean credit is negative *and* whose updates point uphill on
-    average (mean descent alignment below 0; plaintext only) gets weight 0
-    instead, as a floored sign flip would still subtract. The cap (default 1, an
-    equal share) keeps high credit from amplifying an update: first-order credit
-    is largest for the biggest step along the validation gradient, and scaling
-    that step up overshoots. With skewed data the model then swings between one
-    owner's classes and the others' from round to round. An update flagged by
-    :func:`round_screen` gets weight 0 in its round; the owner is not barred.
-    """
-    history = log.observations
-    decisions = {}
-    for name, weight in base_weights.items():
-        newcomer = _newcomer(history[name], config)
-        screen = round_screen(history[name][-1], newcomer)
-        if screen is not None:
-            decisions[name] = OwnerDecision(0.0, screen)
-        elif newcomer:
-            decisions[name] = _warmup_weight(weight, history[name], config)
-        else:
-            decisions[name] = _credit_weight(weight, history[name], config)
-    return decisions
-
-
-def _warmup_weight(
-    weight: float, observations: Sequence[Observation], config: CuratorConfig
-) -> OwnerDecision:
-    """The ``weight`` policy's decision for a newcomer: its credit floored at ``warmup_floor``."""
-    mean = float(_relatives(observations).mean())
-    multiplier, bound = _clipped_multiplier(mean, config.warmup_floor, config.weight_cap)
-    reason = (
-        f"newcomer ({len(observations)} of {config.warmup_rounds} warm-up rounds): mean "
-        f"relative value {mean:+.3f}, multiplier {multiplier:.3f}{bound}"
-    )
-    return OwnerDecision(weight * multiplier, reason)
-
-
-def _credit_weight(
-    weight: float, observations: Sequence[Observation], config: CuratorConfig
-) -> OwnerDecision:
-    """The ``weight`` policy's decision for an owner past its warm-up."""
-    relatives = _relatives(observations)
-    mean = float(relatives.mean())
-    alignment = _mean_alignment(observations)
-    if mean < 0.0 and alignment is not None and alignment < 0.0:
-        reason = (
-            f"mean relative value {mean:+.3f} and mean descent alignment "
-            f"{alignment:+.2f} over {len(relatives)} rounds: its updates hurt, weight 0"
-        )
-        return OwnerDecision(0.0, reason)
-    multiplier, bound = _clipped_multiplier(mean, config.weight_floor, config.weight_cap)
-    reason = (
-        f"mean relative value {mean:+.3f} over {len(relatives)} rounds: "
-        f"multiplier {multiplier:.3f}{bound}"
-    )
-    return OwnerDecision(weight * multiplier, reason)
-
-
-def _clipped_multiplier(mean: float, floor: float, cap: float) -> tuple[float, str]:
-    """``clip(mean, floor, cap)`` and which bound, if any, applied (for the reason)."""
-    if mean < floor:
-        return floor, f" (floored at {floor:g})"
-    if mean > cap:
-        return cap, " (capped)"
-    return mean, ""
 
 
 @dataclass(frozen=True)
@@ -298,8 +99,8 @@ class HarmEvidence:
     ) -> HarmEvidence:
         """The evidence of one owner: its observations, their standings, its uphill record."""
         totals = np.array([s.total for s in per_round], dtype=np.float64)
-        relatives = _relatives(observations)
-        alignments = _alignments(observations)
+        relatives = relatives_of(observations)
+        alignments = alignments_of(observations)
         names = sorted({k for s in per_round for k in s.terms}, key=lambda k: (k != "credit", k))
         label_quality = np.array(
             [s.terms[LABEL_QUALITY] for s in per_round if LABEL_QUALITY in s.terms]
@@ -312,7 +113,7 @@ class HarmEvidence:
             relative=float(relatives.mean()),
             relative_p=below_zero_p(relatives),
             helpful_p=below_zero_p(-relatives),
-            alignment=_mean_alignment(observations),
+            alignment=mean_alignment(observations),
             uphill_p=below_zero_p(alignments) if len(alignments) > 1 else None,
             clean_p=below_zero_p(-label_quality) if len(label_quality) > 1 else 1.0,
             uphill_record=uphill_record,
@@ -438,7 +239,7 @@ def exclude_policy(
     established = {
         name: HarmEvidence.of(observations, per_round[name], uphill.get(name))
         for name, observations in history.items()
-        if not _newcomer(observations, config)
+        if not is_newcomer(observations, config)
     }
     # Bonferroni over both tests of every owner under test (not just this round's
     # participants): with partial participation the whole federation is the family.
@@ -468,7 +269,7 @@ def _record_decision(
 ) -> OwnerDecision:
     """An established owner's decision; a steeply uphill ``latest`` update it keeps is floored."""
     decision = _exclusion_decision(weight, evidence, alpha, config)
-    steep = _uphill(latest, newcomer=False)
+    steep = uphill_description(latest, newcomer=False)
     if steep is None or not decision.included:
         return decision
     reason = f"kept at the floor weight this round: {steep}; its record keeps it"
@@ -521,96 +322,3 @@ def _exclusion_decision(
     else:
         why = "not far enough below the other owners, nor harmful enough"
     return OwnerDecision(weight, f"kept: {why}; {summary}")
-
-
-@dataclass(frozen=True)
-class ReputationState:
-    """Beta reputation of one owner after its latest round."""
-
-    reputation: float
-    quarantined: bool
-    since: int | None
-
-
-def replay_reputation(
-    observations: Sequence[Observation], config: CuratorConfig
-) -> ReputationState:
-    """Fold an owner's history into a beta reputation with forgetting and hysteresis.
-
-    Beta reputation (Jøsang & Ismail, Bled eCommerce 2002), as used for FL
-    participants by Kang et al. (IEEE IoT Journal 2019): each round adds the
-    owner's relative value, clipped to [-1, 1], as positive or negative evidence;
-    past evidence decays by ``reputation_decay`` per round; reputation is
-    ``(positive + 1) / (positive + negative + 2)`` (0.5 with no evidence). After
-    ``warmup_rounds`` an owner below ``quarantine_below`` is quarantined; it is
-    still valued every round it takes part in and is readmitted once its
-    reputation reaches ``readmit_above``.
-    """
-    positive = negative = 0.0
-    quarantined, since = False, None
-    reputation = 0.5
-    for count, observation in enumerate(observations, start=1):
-        evidence = min(max(observation.relative, -1.0), 1.0)
-        positive = config.reputation_decay * positive + max(evidence, 0.0)
-        negative = config.reputation_decay * negative + max(-evidence, 0.0)
-        reputation = (positive + 1.0) / (positive + negative + 2.0)
-        if quarantined and reputation >= config.readmit_above:
-            quarantined, since = False, None
-        elif (
-            not quarantined
-            and count >= config.warmup_rounds
-            and reputation < config.quarantine_below
-        ):
-            quarantined, since = True, observation.round
-    return ReputationState(reputation, quarantined, since)
-
-
-def reputation_policy(
-    log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
-) -> dict[str, OwnerDecision]:
-    """``p_i * reputation`` for active owners, 0 for quarantined ones."""
-    decisions = {}
-    for name, weight in base_weights.items():
-        observations = log.observations[name]
-        state = replay_reputation(observations, config)
-        earlier = replay_reputation(observations[:-1], config)
-        if state.quarantined:
-            reason = (
-                f"quarantined since round {state.since}: reputation {state.reputation:.3f} "
-                f"(readmitted at {config.readmit_above:g})"
-            )
-            decisions[name] = OwnerDecision(0.0, reason)
-            continue
-        readmitted = "readmitted, " if earlier.quarantined else ""
-        reason = f"{readmitted}reputation {state.reputation:.3f} after {len(observations)} rounds"
-        decisions[name] = OwnerDecision(weight * state.reputation, reason)
-    return decisions
-
-
-POLICIES: dict[str, Policy] = {
-    "none": no_policy,
-    "weight": weight_policy,
-    "exclude": exclude_policy,
-    "reputation": reputation_policy,
-}
-
-
-def decide(
-    policy: str, log: EvidenceLog, base_weights: Mapping[str, float], config: CuratorConfig
-) -> dict[str, OwnerDecision]:
-    """Apply ``policy``; never leave a round without any update to aggregate.
-
-    When a policy would leave every participant out, the round keeps all of them
-    at their reported weights and every reason says so: an empty aggregate
-    would silently repeat the old model.
-    """
-    decisions = POLICIES[policy](log, base_weights, config)
-    if any(decision.included for decision in decisions.values()):
-        return decisions
-    return {
-        name: OwnerDecision(
-            base_weights[name],
-            f"kept at reported weight: the policy left every participant out ({decision.reason})",
-        )
-        for name, decision in decisions.items()
-    }
