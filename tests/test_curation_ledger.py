@@ -48,6 +48,7 @@ def test_state_dict_round_trips_through_json() -> None:
     restored.load_state_dict(state)
     assert restored.rounds == ledger.rounds
     assert restored.report() == ledger.report()
+    assert dict(restored.evidence.standings) == dict(ledger.evidence.standings)
     with pytest.raises(ValueError, match="version"):
         restored.load_state_dict({"version": 99, "rounds": []})
 

@@ -186,7 +186,9 @@ class ContributionLedger:
 
     def __init__(self) -> None:
         self._rounds: list[RoundRecord] = []
-        self._evidence = EvidenceLog()
+        # Built on first use after a load (a curator node restores its state for
+        # every message, most of which never ask for it), then extended per round.
+        self._evidence: EvidenceLog | None = EvidenceLog()
 
     @property
     def rounds(self) -> tuple[RoundRecord, ...]:
@@ -208,17 +210,23 @@ class ContributionLedger:
         """Append one round (see :meth:`check_next`)."""
         self.check_next(entry.round)
         self._rounds.append(entry)
-        self._evidence = self._evidence.extended(entry.observations())
+        if self._evidence is not None:
+            self._evidence = self._evidence.extended(entry.observations())
 
     @property
     def evidence(self) -> EvidenceLog:
         """The recorded rounds' observations and standings, what the policies decide on."""
+        if self._evidence is None:
+            log = EvidenceLog()
+            for entry in self._rounds:
+                log = log.extended(entry.observations())
+            self._evidence = log
         return self._evidence
 
     def history(self) -> dict[str, list[Observation]]:
         """Owner name -> its observations, oldest first, over the rounds it took part in."""
         return {
-            name: list(observations) for name, observations in self._evidence.observations.items()
+            name: list(observations) for name, observations in self.evidence.observations.items()
         }
 
     def cumulative(self) -> dict[str, float]:
@@ -253,7 +261,7 @@ class ContributionLedger:
         credit and data-quality signals together (see :mod:`fedcurate.curation.evidence`);
         lower means more likely corrupted.
         """
-        return self._evidence.mean_standing()
+        return self.evidence.mean_standing()
 
     def report(self) -> dict[str, Any]:
         """The content of ``ledger.json``: rounds, cumulative credit, rewards and standing."""
@@ -274,6 +282,7 @@ class ContributionLedger:
         if version != STATE_VERSION:
             raise ValueError(f"ledger state version {version} is not {STATE_VERSION}")
         restored = ContributionLedger()
+        restored._evidence = None
         for entry in state["rounds"]:
             restored.record(RoundRecord.from_dict(entry))
-        self._rounds, self._evidence = restored._rounds, restored._evidence
+        self._rounds, self._evidence = restored._rounds, None
