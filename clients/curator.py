@@ -12,7 +12,6 @@ crash is re-assessed from the state before that round, never counted twice.
 from __future__ import annotations
 
 import functools
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -158,8 +157,7 @@ def assess_scores(site: Site, content: RecordDict, context: Context) -> RecordDi
         sharpening=sharpening,
     )
     memory.save(curator)
-    ledger = json.dumps(curator.ledger.report())
-    return CuratorVerdict(decision, ledger).to_content()
+    return CuratorVerdict(decision, curator.ledger.rounds[-1]).to_content()
 
 
 def _decrypted_scores(

@@ -9,6 +9,7 @@ and parsed with validation on the receiving side.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import Field, dataclass, fields
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
 from fedcurate.curation.curator import Decision
+from fedcurate.curation.ledger import RoundRecord
 
 ARRAYS = "arrays"
 CONFIG = "config"
@@ -191,11 +193,13 @@ def _read_fields(wanted: list[Field[Any]], record: MetricRecord) -> dict[str, fl
 class CuratorVerdict:
     """The curator's :class:`~fedcurate.curation.Decision` on a round, as it crosses the wire.
 
-    ``ledger_json`` is the curator's ``ledger.json`` content after the round.
+    ``entry`` is the round's ledger entry; the server keeps its own copy of the
+    ledger from these, so a message stays the size of one round however long
+    the run (the whole ledger, sent every round, grew with it).
     """
 
     decision: Decision
-    ledger_json: str
+    entry: RoundRecord
 
     def to_content(self) -> RecordDict:
         """As message content (parallel lists keyed by owner, sorted)."""
@@ -212,7 +216,7 @@ class CuratorVerdict:
                 "values": [float(decision.values[o]) for o in owners],
                 "weights": [float(decision.weights[o]) for o in owners],
                 "reasons": [decision.reasons[o] for o in owners],
-                "ledger": self.ledger_json,
+                "ledger_round": json.dumps(self.entry.to_dict()),
             }
         )
         return RecordDict({"verdict": record})
@@ -243,7 +247,22 @@ class CuratorVerdict:
             evaluations=int(header["evaluations"]),  # type: ignore[arg-type]
             note=str(header["note"]),
         )
-        return CuratorVerdict(decision, str(record["ledger"]))
+        return CuratorVerdict(decision, _ledger_entry(record, decision))
+
+
+def _ledger_entry(record: ConfigRecord, decision: Decision) -> RoundRecord:
+    """The verdict's ledger entry, which must be of the decision's round and owners."""
+    try:
+        entry = RoundRecord.from_dict(json.loads(str(record["ledger_round"])))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProtocolError(f"curator verdict's ledger entry lacks or mangles {error}") from None
+    if entry.round != decision.round or set(entry.owners) != set(decision.values):
+        raise ProtocolError(
+            f"curator verdict's ledger entry (round {entry.round}, owners "
+            f"{sorted(entry.owners)}) is not of its decision (round {decision.round}, "
+            f"owners {sorted(decision.values)})"
+        )
+    return entry
 
 
 def _list(value: object) -> list[Any]:

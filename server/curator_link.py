@@ -9,7 +9,6 @@ individual update in the clear, or the validation data.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,7 +58,7 @@ class InProcessCurator:
     ) -> CuratorVerdict:
         """Value plaintext updates and decide the round."""
         decision = self.curator.assess(server_round, updates, weights, global_weights)
-        return CuratorVerdict(decision, json.dumps(self.curator.ledger.report()))
+        return CuratorVerdict(decision, self.curator.ledger.rounds[-1])
 
     def state_dict(self) -> dict[str, Any]:
         """The curator's state, for the server's checkpoint."""
@@ -87,7 +86,7 @@ class CuratorNode:
         self.grid = grid
         self.node_id = node_id
         self.timeout = timeout
-        self.bytes_exchanged = 0
+        self._bytes_since_taken = 0
 
     def ask(self, action: str, content: RecordDict) -> RecordDict:
         """Send one request and return the answer's content."""
@@ -98,8 +97,13 @@ class CuratorNode:
         reply = replies[0]
         if reply.has_error():
             raise CuratorError(f"{action}: the curator failed: {reply.error.reason}")
-        self.bytes_exchanged += content_bytes(content) + content_bytes(reply.content)
+        self._bytes_since_taken += content_bytes(content) + content_bytes(reply.content)
         return reply.content
+
+    def take_bytes(self) -> int:
+        """Bytes of requests and answers exchanged since the last call (the round's traffic)."""
+        taken, self._bytes_since_taken = self._bytes_since_taken, 0
+        return taken
 
     def public_context(self) -> CkksContext:
         """The public half of the curator's CKKS key."""

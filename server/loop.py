@@ -29,6 +29,7 @@ from flwr.serverapp import Grid
 
 from fedcurate.config import Config, config_to_dict
 from fedcurate.crypto import resolve_preset
+from fedcurate.curation.ledger import ContributionLedger
 from fedcurate.data import build_federation, owner_name
 from fedcurate.io import atomic_write_pickle, atomic_write_text
 from fedcurate.models import ParamLayout, build_model, model_to_record
@@ -57,6 +58,7 @@ class RunTotals:
 
     bytes_up: int = 0
     bytes_down: int = 0
+    curator_bytes: int = 0
     train_bytes_up: int = 0
     train_replies: int = 0
     best_round: int = 0
@@ -119,7 +121,9 @@ class FederatedRun:
             else None
         )
         self.nodes = NodeDirectory()
-        self.ledger: dict[str, Any] | None = None
+        # The curator's ledger, kept from each verdict's round entry.
+        self.ledger = ContributionLedger()
+        self.curator_node: CuratorNode | None = None
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
@@ -132,9 +136,9 @@ class FederatedRun:
             need_curator=needs_curator_node(self.config),
             timeout=self.config.round_timeout,
         )
-        node = self._curator_node()
-        pipeline = self._pipeline(node)
-        evaluations = Evaluations(self.config, self.model, self.federation, node)
+        self.curator_node = self._curator_node()
+        pipeline = self._pipeline(self.curator_node)
+        evaluations = Evaluations(self.config, self.model, self.federation, self.curator_node)
         last, status = state, "completed"
 
         def elapsed() -> float:
@@ -198,7 +202,8 @@ class FederatedRun:
         self.privacy.load_state_dict(state.components["privacy"])
         if self.in_process_curator is not None:
             self.in_process_curator.load_state_dict(state.components["curator"])
-        self.ledger = state.components.get("ledger")
+        if (ledger := state.components.get("ledger")) is not None:
+            self.ledger.load_state_dict(ledger)
         self.outputs.truncate_metrics(state.round)
         return state
 
@@ -259,7 +264,7 @@ class FederatedRun:
         components: dict[str, Any] = {
             "totals": self.totals.state_dict(),
             "privacy": self.privacy.state_dict(),
-            "ledger": self.ledger,
+            "ledger": self.ledger.state_dict(),
         }
         if self.in_process_curator is not None:
             components["curator"] = self.in_process_curator.state_dict()
@@ -270,13 +275,16 @@ class FederatedRun:
         totals = self.totals
         totals.bytes_up += phase.bytes_up
         totals.bytes_down += phase.bytes_down
+        if self.curator_node is not None:
+            totals.curator_bytes += self.curator_node.take_bytes()
         totals.train_bytes_up += phase.bytes_up
         totals.train_replies += len(phase.accepted) + len(phase.rejected)
         for stage, seconds in self._round_seconds(phase, outcome).items():
             totals.seconds[stage] = totals.seconds.get(stage, 0.0) + seconds
         if outcome.verdict is not None:
-            self.ledger = json.loads(outcome.verdict.ledger_json)
-            atomic_write_text(self.outputs.run_dir / LEDGER_FILE, outcome.verdict.ledger_json)
+            self.ledger.record(outcome.verdict.entry)
+            report = json.dumps(self.ledger.report())
+            atomic_write_text(self.outputs.run_dir / LEDGER_FILE, report)
 
     @staticmethod
     def _round_seconds(phase: TrainPhase, outcome: Aggregate) -> dict[str, float]:
@@ -371,20 +379,21 @@ class FederatedRun:
             "bytes_up": totals.bytes_up,
             "bytes_down": totals.bytes_down,
             "bytes_up_per_param": per_param,
+            "curator_bytes": totals.curator_bytes,
         }
 
     def _curator_summary(self) -> dict[str, Any] | None:
-        if self.config.curator.name == "none" or self.ledger is None:
+        if self.config.curator.name == "none" or not self.ledger.rounds:
             return None
-        rounds = self.ledger.get("rounds") or []
+        report = self.ledger.report()
         return {
             "method": self.config.curator.name,
             "policy": self.config.curator.policy,
-            "values": self.ledger.get("cumulative", {}),
-            "reward_shares": self.ledger.get("reward_shares", {}),
-            "standing": self.ledger.get("standing", {}),
-            "excluded": excluded_at_end(self.ledger),
-            "evaluations": sum(entry["evaluations"] for entry in rounds),
+            "values": report["cumulative"],
+            "reward_shares": report["reward_shares"],
+            "standing": report["standing"],
+            "excluded": excluded_at_end(report),
+            "evaluations": sum(entry.evaluations for entry in self.ledger.rounds),
         }
 
 

@@ -48,6 +48,9 @@ def test_encrypted_run_learns_the_same_model(tmp_path: Path) -> None:
     timing = encrypted["timing"]
     assert {"train", "encrypt", "aggregate", "decrypt"} <= set(timing)
     assert encrypted["communication"]["bytes_up_per_param"] > 4.0
+    # The curator node decrypts the aggregate: at least one ciphertext of the update a round.
+    assert encrypted["communication"]["curator_bytes"] > encrypted["communication"]["bytes_down"]
+    assert plain["communication"]["curator_bytes"] == 0
 
 
 def test_the_server_holds_no_secret_and_outputs_leak_none(

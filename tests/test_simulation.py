@@ -75,20 +75,25 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path: Path) -> None:
     assert not all(np.array_equal(a[k].numpy(), c[k].numpy()) for k in a)
 
 
-def test_resume_ends_with_the_same_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    overrides = ["num_rounds=4"]
-    simulate(tmp_path / "straight", *overrides)
-
+def _crash_once_in_round_three(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the next run stop in round 3 (once); the list records the crash."""
     original = FederatedRun._run_round
     crashed: list[int] = []
 
-    def crash_in_round_three(self: FederatedRun, server_round: int, *args: Any) -> Any:
+    def run_round(self: FederatedRun, server_round: int, *args: Any) -> Any:
         if server_round == 3 and not crashed:
             crashed.append(server_round)
             raise KeyboardInterrupt("stopped by the test")
         return original(self, server_round, *args)
 
-    monkeypatch.setattr(FederatedRun, "_run_round", crash_in_round_three)
+    monkeypatch.setattr(FederatedRun, "_run_round", run_round)
+    return crashed
+
+
+def test_resume_ends_with_the_same_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    overrides = ["num_rounds=4"]
+    simulate(tmp_path / "straight", *overrides)
+    crashed = _crash_once_in_round_three(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         simulate(tmp_path / "resumed", *overrides)
     summary = simulate(tmp_path / "resumed", *overrides)
@@ -101,6 +106,32 @@ def test_resume_ends_with_the_same_model(tmp_path: Path, monkeypatch: pytest.Mon
         json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     ]
     assert [r["round"] for r in records] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("crypto", ["none", "ckks"])
+def test_a_resumed_run_keeps_the_curators_ledger_round_by_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crypto: str
+) -> None:
+    """The server keeps the ledger from each verdict's round entry, also across a restart."""
+    overrides = ["num_rounds=4", "curator=first_order", f"crypto={crypto}"]
+    simulate(tmp_path / "straight", *overrides)
+    _crash_once_in_round_three(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tmp_path / "resumed", *overrides)
+    summary = simulate(tmp_path / "resumed", *overrides)
+
+    straight, resumed = (
+        json.loads((tmp_path / run / "ledger.json").read_text()) for run in ("straight", "resumed")
+    )
+    assert [entry["round"] for entry in resumed["rounds"]] == [1, 2, 3, 4]
+    assert summary["curator"]["values"] == resumed["cumulative"]
+    if crypto == "none":
+        assert resumed == straight
+    else:  # CKKS encryption is randomised: the same decisions, values equal to its precision
+        for ours, theirs in zip(resumed["rounds"], straight["rounds"], strict=True):
+            assert ours["owners"].keys() == theirs["owners"].keys()
+            for name, owner in ours["owners"].items():
+                assert owner["value"] == pytest.approx(theirs["owners"][name]["value"], rel=1e-4)
 
 
 def test_resume_refuses_another_experiment(run_dir: Path) -> None:

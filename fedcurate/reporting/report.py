@@ -168,6 +168,9 @@ def _communication(summary: dict[str, Any]) -> list[Block]:
         ("total MB up", fmt(communication["bytes_up"] / 1e6, 2)),
         ("total MB down", fmt(communication["bytes_down"] / 1e6, 2)),
     ]
+    if communication.get("curator_bytes"):
+        curator_mb = fmt(communication["curator_bytes"] / 1e6, 2)
+        rows.append(("total MB exchanged with the curator node", curator_mb))
     for name, seconds in (summary.get("timing") or {}).items():
         rows.append((f"{name} seconds (total)", fmt(seconds, 2)))
     return [Table(("metric", "value"), tuple(rows))]
