@@ -23,7 +23,7 @@ from fedcurate.crypto import (
     prepare_inner_product,
     to_wire,
 )
-from fedcurate.crypto.sealio import load_ciphertexts
+from fedcurate.crypto.sealio import load_ciphertexts, residues, save_objects
 
 RNG = np.random.default_rng(11)
 
@@ -110,6 +110,22 @@ def test_the_curator_sees_random_slots_but_the_exact_sum(scoring_keys: Keys) -> 
     )
     again = masked_inner_product(encrypt_vector(update, public), operand, public)
     assert again != payload  # fresh mask (and encryption) every time
+
+
+def test_the_curator_gets_only_the_sum_of_the_first_polynomial(scoring_keys: Keys) -> None:
+    """Half a ciphertext crosses the wire: the first polynomial is one value per prime."""
+    secret, public = scoring_keys
+    length = SCORING.values_per_ciphertext
+    encrypted = encrypt_vector(RNG.uniform(-0.1, 0.1, length), public)
+    operand = prepare_inner_product(RNG.normal(0, 1.0, length), public)
+    payload = masked_inner_product(encrypted, operand, public)
+    [ciphertext] = load_ciphertexts([payload], secret.seal_context, secret.max_ciphertext_bytes)
+    degree, primes = SCORING.poly_modulus_degree, len(secret.data_primes)
+    first, second = residues(ciphertext).reshape(2, primes, degree)
+    assert all(np.unique(row).size == 1 for row in first)
+    assert all(np.unique(row).size > degree // 2 for row in second)
+    [chunk] = save_objects(encrypted.ciphertexts)
+    assert len(payload) < 0.55 * len(chunk)
 
 
 def test_scoring_needs_the_secret_key_and_a_matching_vector(scoring_keys: Keys) -> None:

@@ -5,12 +5,19 @@ The server multiplies owner ``i``'s ciphertexts chunk by chunk with the plaintex
 products. For a CKKS plaintext ``m`` the real parts of its ``N / 2`` slots sum to
 ``N m_0 / (2 scale)``, ``m_0`` being the constant coefficient (the roots of
 unity are orthogonal), so that coefficient of the summed product *is* the inner
-product. The server then adds a random mask polynomial: zero constant
-coefficient, every other coefficient uniform modulo the ciphertext modulus. The
-inner product is untouched while every other coefficient, hence every individual
-slot product, becomes uniformly random: a zero-sum mask across slots that hides
-perfectly. The curator decrypts, reads ``m_0`` exactly from the residues (the NTT
-values of a polynomial sum to ``N m_0`` modulo each prime) and returns the scalar.
+product, and the NTT values of a polynomial sum to ``N m_0`` modulo each prime.
+
+The server then keeps only the sum of the product's first polynomial ``c0``: it
+subtracts the plaintext ``c0 - v`` (``v``, per prime, the mean of ``c0``'s NTT
+values), a polynomial with zero constant coefficient, which leaves ``c0 = v``
+everywhere. The decryption ``c0 + c1 s`` keeps its NTT sum, hence the inner
+product, which the curator reads exactly from the residues; its every other
+coefficient is now ``c1 s``'s, and ``c1`` depends only on the owner's encryption
+randomness and ``g``, not on the update: every individual slot product stays
+hidden, as a uniform mask on ``c0`` would hide it. A constant polynomial
+compresses to nothing in SEAL's serialization, so the payload is half a
+ciphertext (the curator's traffic is mostly these payloads, two per owner and
+round).
 
 No Galois keys, no rotation and no rescaling: the product keeps the exact scale
 ``scale * scale_g``, so there is no rescale-scale bias. The product modulus has to
@@ -21,7 +28,6 @@ two data primes of the ``scoring`` preset.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,10 +152,7 @@ def masked_inner_product(
         product = seal.Ciphertext()
         evaluator.multiply_plain(ciphertext, plain, product)
         evaluator.add_inplace(total, product)
-    mask = sealio.ntt_plaintext(
-        _zero_constant_mask(context), total.parms_id(), total.scale, context.seal_context
-    )
-    evaluator.add_plain_inplace(total, mask)
+    evaluator.sub_plain_inplace(total, _all_but_the_sum(total, context))
     # The scale is only the factor the curator divides by: relabelling it by the
     # exact power of two ``unit`` makes the decryption read <vector, g> itself.
     total.scale = total.scale / operand.unit
@@ -184,31 +187,23 @@ def decrypt_inner_product(payload: bytes, context: CkksContext) -> float:
     return context.preset.poly_modulus_degree * constant / (2.0 * scale)
 
 
-def _zero_constant_mask(context: CkksContext) -> npt.NDArray[np.uint64]:
-    """NTT residues of a polynomial with zero constant term, uniform elsewhere.
+def _all_but_the_sum(total: Any, context: CkksContext) -> Any:
+    """The plaintext ``c0 - v`` that leaves ``total``'s first polynomial constant.
 
-    Uniform NTT values modulo a prime are a uniform polynomial; forcing the values
-    to sum to zero modulo each prime forces the constant coefficient to zero. The
-    randomness comes from the operating system's CSPRNG: the curator must not be
-    able to reproduce it from any experiment seed.
+    ``v`` is, per prime, the mean of ``c0``'s NTT values, so ``c0 - v`` has NTT
+    values summing to zero: a zero constant coefficient (see the module doc).
     """
     degree = context.preset.poly_modulus_degree
-    rows = np.empty((len(context.data_primes), degree), dtype=np.uint64)
-    for row, prime in enumerate(context.data_primes):
-        values = _uniform_below(prime, degree)
-        values[-1] = (-_exact_sum(values[:-1])) % prime
-        rows[row] = values
-    return rows
-
-
-def _uniform_below(prime: int, count: int) -> npt.NDArray[np.uint64]:
-    """``count`` uniform integers in ``[0, prime)`` by rejection sampling."""
-    bit_mask = np.uint64((1 << prime.bit_length()) - 1)
-    accepted = np.empty(0, dtype=np.uint64)
-    while accepted.size < count:
-        draws = np.frombuffer(os.urandom(8 * count), dtype=np.uint64) & bit_mask
-        accepted = np.concatenate([accepted, draws[draws < np.uint64(prime)]])
-    return accepted[:count].copy()
+    primes = context.data_primes
+    first = sealio.residues(total, degree * len(primes)).reshape(len(primes), degree)
+    rows = np.empty_like(first)
+    for row, prime in enumerate(primes):
+        level = np.uint64(_exact_sum(first[row]) * pow(degree, -1, prime) % prime)
+        # (c0 - v) mod prime without leaving uint64: every value is below the prime.
+        below = first[row] < level
+        rows[row] = first[row] - level
+        rows[row][below] += np.uint64(prime)
+    return sealio.ntt_plaintext(rows, total.parms_id(), total.scale, context.seal_context)
 
 
 def _exact_sum(values: npt.NDArray[np.uint64]) -> int:

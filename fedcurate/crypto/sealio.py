@@ -152,10 +152,14 @@ def _uncompressed(members: bytes) -> bytes:
     return _HEADER.pack(_MAGIC, _HEADER.size, major, minor, _NO_COMPRESSION, 0, size) + members
 
 
-def residues(obj: Any) -> npt.NDArray[np.uint64]:
-    """The raw RNS coefficients of a SEAL ciphertext, plaintext or key, flat."""
+def residues(obj: Any, count: int | None = None) -> npt.NDArray[np.uint64]:
+    """The raw RNS coefficients of a SEAL ciphertext, plaintext or key, flat.
+
+    ``count``: only the first ones (a ciphertext's first polynomial); all when ``None``.
+    """
     array = obj.dyn_array()
-    return np.fromiter((array.at(i) for i in range(array.size())), np.uint64, array.size())
+    size = array.size() if count is None else min(count, array.size())
+    return np.fromiter((array.at(i) for i in range(size)), np.uint64, size)
 
 
 def ntt_plaintext(
