@@ -1,9 +1,11 @@
 """``fedcurate bench all``: run the benchmark suite and write ``docs/benchmarks.md``.
 
 Each sub-benchmark runs as ``fedcurate bench NAME`` would (its JSON lines are
-kept verbatim in ``docs/bench/NAME.jsonl``); this command only collects them,
-states the machine, and renders the tables. Every number in the README comes
-from the file this command writes.
+kept verbatim in ``docs/bench/NAME.jsonl``, its wall time and date in
+``docs/bench/runs.json``); this command only collects them, states the machine,
+and renders the tables. ``--only`` reruns some benchmarks and keeps the others'
+sections as their last run left them, each section dated. Every number in the
+README comes from the file this command writes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fedcurate.io import atomic_write_text
+from fedcurate.io import atomic_write_json, atomic_write_text
 
 Line = dict[str, Any]
 
@@ -53,7 +55,10 @@ SUITE: dict[str, tuple[list[str], list[str], Callable[[Line], bool], str]] = {
     "overhead": (["--quick"], [], _all, "What each protection costs (quick-start run)"),
     "privacy": (["--quick"], [], _all, "Test accuracy under per-owner DP-SGD (digits, 10 owners)"),
     "quality": (["--quick"], [], _all, "Label-error detection and annotation at a site"),
+    "ledger": (["--quick"], [], _all, "Curator bookkeeping per round as a run grows long"),
 }
+#: Wall time, date and mode of each benchmark's last run, beside its JSON lines.
+RUNS_FILE = "runs.json"
 
 
 def machine() -> dict[str, Any]:
@@ -109,32 +114,47 @@ def table(lines: list[Line]) -> list[str]:
     return rendered
 
 
-def render(results: dict[str, tuple[list[Line], float]], quick: bool) -> str:
-    """The whole ``docs/benchmarks.md``."""
-    facts = machine()
+def render(sections: dict[str, tuple[list[Line], dict[str, Any]]], facts: dict[str, Any]) -> str:
+    """The whole ``docs/benchmarks.md``: one section per benchmark (lines, and its run's facts)."""
     out = [
         "# Benchmarks",
         "",
-        "Written by `fedcurate bench all" + (" --quick" if quick else "") + "`; raw JSON lines "
-        "are in `docs/bench/`. Ratios are measured side by side in one run; absolute "
-        "times depend on the machine (and on whatever else it was doing).",
+        "Written by `fedcurate bench all`; raw JSON lines are in `docs/bench/`, and "
+        "`fedcurate bench all --only NAME` reruns one section (each section says when it "
+        "ran). Ratios are measured side by side in one run; absolute times depend on the "
+        "machine (and on whatever else it was doing).",
         "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()),
+        "Machine of the latest run: " + ", ".join(f"{k} {v}" for k, v in facts.items()),
         "",
         "Two benchmarks take too long for this suite and write their own files: "
         "`fedcurate bench fedprox` (`docs/fedprox_synthetic.json`) and "
         "`fedcurate bench curator` (`docs/curator_benchmark.md`).",
         "",
     ]
-    for name, (lines, seconds) in results.items():
+    for name, (lines, run) in sections.items():
         keep, title = SUITE[name][2:]
-        out += [f"## {title}", "", f"`fedcurate bench {name}` ({seconds:.0f} s)", ""]
+        mode = ", --quick" if run["quick"] else ""
+        ran = f"`fedcurate bench {name}` ({run['seconds']:.0f} s on {run['date']}{mode})"
+        out += [f"## {title}", "", ran, ""]
         out += table([line for line in lines if keep(line)])
     return "\n".join(out)
 
 
+def stored_sections(bench_dir: Path) -> dict[str, tuple[list[Line], dict[str, Any]]]:
+    """Every benchmark of the suite with stored lines and run facts, in suite order."""
+    runs_path = bench_dir / RUNS_FILE
+    runs = json.loads(runs_path.read_text()) if runs_path.exists() else {}
+    sections = {}
+    for name in SUITE:
+        path = bench_dir / f"{name}.jsonl"
+        if name in runs and path.exists():
+            lines = [json.loads(text) for text in path.read_text().splitlines() if text]
+            sections[name] = (lines, runs[name])
+    return sections
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite, save raw lines, write the markdown."""
+    """Run the suite (or ``--only`` some of it), save raw lines, write the markdown."""
     parser = argparse.ArgumentParser(
         prog="fedcurate bench all",
         description="Run every benchmark and write docs/benchmarks.md (and docs/bench/*.jsonl).",
@@ -144,13 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(SUITE), help="a subset")
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="output directory")
     args = parser.parse_args(argv)
-    names = args.only or list(SUITE)
-    results: dict[str, tuple[list[Line], float]] = {}
-    for name in tqdm(names, desc="benchmarks", unit="bench"):
+    bench_dir = args.docs / "bench"
+    runs_path = bench_dir / RUNS_FILE
+    runs = json.loads(runs_path.read_text()) if runs_path.exists() else {}
+    facts = machine()
+    for name in tqdm(args.only or list(SUITE), desc="benchmarks", unit="bench"):
         quick_args, full_args, _, _ = SUITE[name]
-        results[name] = run_benchmark(name, quick_args if args.quick else full_args)
-        raw = "".join(json.dumps(line) + "\n" for line in results[name][0])
-        atomic_write_text(args.docs / "bench" / f"{name}.jsonl", raw)
-    atomic_write_text(args.docs / "benchmarks.md", render(results, args.quick))
+        lines, seconds = run_benchmark(name, quick_args if args.quick else full_args)
+        atomic_write_text(bench_dir / f"{name}.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+        runs[name] = {"seconds": seconds, "date": facts["date"], "quick": args.quick}
+        atomic_write_json(runs_path, runs)
+    atomic_write_text(args.docs / "benchmarks.md", render(stored_sections(bench_dir), facts))
     print(f"wrote {args.docs / 'benchmarks.md'}")
     return 0
