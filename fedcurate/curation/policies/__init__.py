@@ -1,13 +1,14 @@
 """Policies: what the values decide about this round's aggregation.
 
-A policy reads the evidence log (:class:`~fedcurate.curation.evidence.EvidenceLog`):
-every owner's observations (relative values and, where measured, data-quality
-signals, descent alignment and the free-rider screen) and their standings, the
-current round included; and the
-participants' reported aggregation weights ``p_i``, and decides for each
-participant a weight (0 = left out of the aggregate) with a reason in words.
-Policies keep no state of their own: each decision is a function of the ledger,
-so a resumed run decides exactly as an uninterrupted one.
+A policy reads the evidence log (:class:`~fedcurate.curation.evidence.EvidenceLog`:
+every owner's observations, i.e. relative values and, where measured,
+data-quality signals, descent alignment and the free-rider screen, and their
+standings, the current round included) and the participants' reported
+aggregation weights ``p_i``, and decides for each participant a weight (0 =
+left out of the aggregate) with a reason in words. Policies keep no state of
+their own: each decision is a function of the ledger, so a resumed run decides
+exactly as an uninterrupted one. One policy per module; :data:`POLICIES` names
+them for ``curator.policy``.
 
 * ``none``: weights as reported.
 * ``weight``: ``p_i`` times the owner's mean relative value, floored and
