@@ -16,7 +16,6 @@ counts from round 1, so fedcurate drives the strategy's ``configure_*`` /
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -283,8 +282,7 @@ class FederatedRun:
             totals.seconds[stage] = totals.seconds.get(stage, 0.0) + seconds
         if outcome.verdict is not None:
             self.ledger.record(outcome.verdict.entry)
-            report = json.dumps(self.ledger.report())
-            atomic_write_text(self.outputs.run_dir / LEDGER_FILE, report)
+            atomic_write_text(self.outputs.run_dir / LEDGER_FILE, self.ledger.report_json())
 
     @staticmethod
     def _round_seconds(phase: TrainPhase, outcome: Aggregate) -> dict[str, float]:

@@ -53,6 +53,19 @@ def test_state_dict_round_trips_through_json() -> None:
         restored.load_state_dict({"version": 99, "rounds": []})
 
 
+def test_the_report_as_json_is_the_report_dumped_before_and_after_a_load() -> None:
+    ledger = ContributionLedger()
+    assert ledger.report_json() == json.dumps(ledger.report())
+    ledger.record(round_record(1, {"site-x": 1.5, "site-y": 0.5}))
+    assert ledger.report_json() == json.dumps(ledger.report())
+    ledger.record(round_record(2, {"site-x": -1.0, "site-z": 2.0}))
+    assert json.loads(ledger.report_json()) == ledger.report()
+    restored = ContributionLedger()
+    restored.load_state_dict(ledger.state_dict())
+    restored.record(round_record(4, {"site-y": 1.0}))
+    assert restored.report_json() == json.dumps(restored.report())
+
+
 def test_a_state_with_rounds_out_of_order_is_refused_and_changes_nothing() -> None:
     ledger = ContributionLedger()
     ledger.record(round_record(1, {"a": 1.0, "b": -0.5}))

@@ -33,6 +33,7 @@ what a run writes to ``ledger.json``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -186,6 +187,9 @@ class ContributionLedger:
 
     def __init__(self) -> None:
         self._rounds: list[RoundRecord] = []
+        # Each round's JSON text, made once (rounds never change): ledger.json is
+        # rewritten every round, and serialising every past round dominated it.
+        self._round_json: list[str] = []
         # Built on first use after a load (a curator node restores its state for
         # every message, most of which never ask for it), then extended per round.
         self._evidence: EvidenceLog | None = EvidenceLog()
@@ -265,12 +269,22 @@ class ContributionLedger:
 
     def report(self) -> dict[str, Any]:
         """The content of ``ledger.json``: rounds, cumulative credit, rewards and standing."""
+        return {"rounds": [entry.to_dict() for entry in self._rounds], **self.report_summary()}
+
+    def report_summary(self) -> dict[str, Any]:
+        """:meth:`report` without the rounds: cumulative credit, rewards and standing."""
         return {
-            "rounds": [entry.to_dict() for entry in self._rounds],
             "cumulative": self.cumulative(),
             "reward_shares": self.reward_shares(),
             "standing": self.standing(),
         }
+
+    def report_json(self) -> str:
+        """:meth:`report` as JSON text, ``json.dumps(report())``, each round serialised once."""
+        for entry in self._rounds[len(self._round_json) :]:
+            self._round_json.append(json.dumps(entry.to_dict()))
+        summary = json.dumps(self.report_summary())
+        return '{"rounds": [' + ", ".join(self._round_json) + "], " + summary[1:]
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state (everything else is derived from it)."""
@@ -285,4 +299,4 @@ class ContributionLedger:
         restored._evidence = None
         for entry in state["rounds"]:
             restored.record(RoundRecord.from_dict(entry))
-        self._rounds, self._evidence = restored._rounds, None
+        self._rounds, self._evidence, self._round_json = restored._rounds, None, []
