@@ -25,6 +25,7 @@ from fedcurate.crypto import (
     load_key_file,
     to_wire,
 )
+from fedcurate.reporting.report import fmt
 from server.curator_link import CuratorNode
 from simulations.runner import run_simulation
 
@@ -51,6 +52,9 @@ def test_encrypted_run_learns_the_same_model(tmp_path: Path) -> None:
     # The curator node decrypts the aggregate: at least one ciphertext of the update a round.
     assert encrypted["communication"]["curator_bytes"] > encrypted["communication"]["bytes_down"]
     assert plain["communication"]["curator_bytes"] == 0
+    curator_mb = fmt(encrypted["communication"]["curator_bytes"] / 1e6, 2)
+    report = (tmp_path / "ckks" / "report.md").read_text()
+    assert f"| total MB exchanged with the curator node | {curator_mb} |" in report
 
 
 def test_the_server_holds_no_secret_and_outputs_leak_none(

@@ -49,6 +49,9 @@ def test_report_numbers_match_the_summary(finished_run: Path) -> None:
     assert f"| rounds completed | {summary['rounds_completed']} |" in markdown
     per_param = fmt(summary["communication"]["bytes_up_per_param"], 2)
     assert f"| bytes per parameter per update (up) | {per_param} |" in markdown
+    # Plaintext: the curator runs in the server process, nothing crosses to a curator node.
+    assert summary["communication"]["curator_bytes"] == 0
+    assert "curator node" not in markdown
     for owner, kind in summary["corruption"].items():
         assert f"| {owner} | {kind} |" in markdown
     for image in ("accuracy_loss", "owner_accuracy", "bytes", "standing"):
