@@ -27,8 +27,9 @@ The ledger is the curator's only state: :meth:`ContributionLedger.state_dict`
 is plain JSON-serialisable data (Opacus-style ``state_dict`` /
 ``load_state_dict``) for checkpoints; the evidence log the policies decide on
 (:class:`~fedcurate.curation.evidence.EvidenceLog`) is derived from the rounds,
-extended as each is recorded and rebuilt on load; and :meth:`ContributionLedger.report` is
-what a run writes to ``ledger.json``.
+extended as each is recorded and built on first use after a load; and
+:meth:`ContributionLedger.report` is what a run writes to ``ledger.json``
+(:meth:`ContributionLedger.report_json` its text, each round serialised once).
 """
 
 from __future__ import annotations
