@@ -34,7 +34,6 @@ from fedcurate.io import atomic_write_pickle, atomic_write_text
 from fedcurate.models import ParamLayout, build_model, model_to_record
 from fedcurate.protocol import METRICS, TrainMetrics
 from fedcurate.reporting import RoundProgress, RunOutputs
-from fedcurate.reporting.outputs import excluded_at_end
 from fedcurate.reporting.report import LEDGER_FILE, render_report
 from server.aggregation import Aggregate, EncryptedAggregation, PlaintextAggregation
 from server.checkpoint import CheckpointStore, ServerState, experiment_fingerprint
@@ -383,14 +382,15 @@ class FederatedRun:
     def _curator_summary(self) -> dict[str, Any] | None:
         if self.config.curator.name == "none" or not self.ledger.rounds:
             return None
-        report = self.ledger.report()
+        # Written with every round's summary: read the records, never serialise them.
+        report = self.ledger.report_summary()
         return {
             "method": self.config.curator.name,
             "policy": self.config.curator.policy,
             "values": report["cumulative"],
             "reward_shares": report["reward_shares"],
             "standing": report["standing"],
-            "excluded": excluded_at_end(report),
+            "excluded": self.ledger.excluded_at_end(),
             "evaluations": sum(entry.evaluations for entry in self.ledger.rounds),
         }
 

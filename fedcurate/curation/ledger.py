@@ -268,6 +268,16 @@ class ContributionLedger:
         """
         return self.evidence.mean_standing()
 
+    def excluded_at_end(self) -> dict[str, str]:
+        """Owner -> why it was left out of the last round it took part in.
+
+        Owners included in their last round are not listed.
+        """
+        last_seen: dict[str, OwnerRecord] = {}
+        for entry in self._rounds:
+            last_seen.update(entry.owners)
+        return {name: owner.reason for name, owner in last_seen.items() if not owner.included}
+
     def report(self) -> dict[str, Any]:
         """The content of ``ledger.json``: rounds, cumulative credit, rewards and standing."""
         return {"rounds": [entry.to_dict() for entry in self._rounds], **self.report_summary()}

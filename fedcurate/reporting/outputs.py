@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fedcurate.curation.ledger import STATE_VERSION, ContributionLedger
 from fedcurate.io import atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
@@ -23,12 +24,11 @@ OVERRIDES_FILE = "overrides.txt"
 def excluded_at_end(ledger: Mapping[str, Any]) -> dict[str, str]:
     """Owner -> why it was left out of the last round it took part in, from ``ledger.json``.
 
-    Owners included in their last round are not listed.
+    See :meth:`~fedcurate.curation.ledger.ContributionLedger.excluded_at_end`.
     """
-    last_seen: dict[str, Mapping[str, Any]] = {}
-    for entry in ledger.get("rounds") or []:
-        last_seen.update(entry["owners"])
-    return {name: owner["reason"] for name, owner in last_seen.items() if not owner["included"]}
+    restored = ContributionLedger()
+    restored.load_state_dict({"version": STATE_VERSION, "rounds": ledger.get("rounds") or []})
+    return restored.excluded_at_end()
 
 
 class RunOutputs:
